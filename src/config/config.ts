@@ -1,0 +1,198 @@
+// kivitendo.conf → one typed, plain (serialisable) Config object. Lookup order and merge rules as
+// task_server.pl (spec task-server.md §2.1 step 3–4, §4.1).
+import fs from 'node:fs';
+import path from 'node:path';
+import { mergeSections, parseConfigStd, perlTrue, Sections } from './configStd';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface DbParams {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+}
+
+export interface Config {
+  /** The kivitendo installation directory (ROOT). */
+  kivitendoDir: string;
+  /** The config path as given or found, relative to ROOT where it lies below it (names the pid file). */
+  configPath: string;
+  /** The files that were read, base first. */
+  files: string[];
+  /** Every section, merged: for keys the typed part below does not cover (jobs, mail). */
+  sections: Sections;
+  taskServer: {
+    debug: boolean;
+    runAs: string;
+    /** Configured node id; '' means the host name. */
+    nodeId: string;
+    onlyRunTasksForThisNode: boolean;
+    /** Clients polled and run at the same time (kivitendo-task-server only). */
+    concurrency: number;
+    /** Wall-time limit of one job run in ms (kivitendo-task-server only). */
+    jobTimeLimitMs: number;
+    /** Per-package overrides of jobTimeLimitMs. */
+    jobTimeLimitsMs: Record<string, number>;
+  };
+  notifyOnFailure: {
+    sendEmailTo: string;
+    emailFrom: string;
+    emailSubject: string;
+    emailTemplate: string;
+  };
+  system: { language: string; memoryLimitRss: string; memoryLimitVsz: string; hasSection: boolean };
+  authentication: { module: string; sessionTimeoutMinutes: number };
+  authDb: DbParams;
+  debug: { globalLevel: string; fileName: string };
+}
+
+/** Candidates for the default config file, in task_server.pl's order. */
+export const DEFAULT_CONFIG_CANDIDATES = ['config/kivitendo.conf', 'config/lx_office.conf', 'config/kivitendo.conf.default'];
+
+/**
+ * The config path as task_server.pl names it: `-c FILE` verbatim, else the first existing default
+ * candidate, made relative to ROOT after resolving symlinks (this string names the pid file).
+ */
+export function resolveConfigPath(kivitendoDir: string, cliPath?: string): string {
+  if (cliPath) return cliPath;
+  for (const candidate of DEFAULT_CONFIG_CANDIDATES) {
+    const full = path.join(kivitendoDir, candidate);
+    if (isFile(full)) {
+      return path.relative(fs.realpathSync(kivitendoDir), fs.realpathSync(full));
+    }
+  }
+  throw new ConfigError(`No configuration file found (looked for ${DEFAULT_CONFIG_CANDIDATES.join(', ')} in ${kivitendoDir}).`);
+}
+
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function readSections(file: string): Sections {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`Cannot read config file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseConfigStd(text, file);
+}
+
+function positiveInt(sections: Sections, section: string, key: string, fallback: number): number {
+  const raw = sections[section]?.[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new ConfigError(`Invalid value '${raw}' for [${section}] ${key}: expected a positive whole number`);
+  }
+  return n;
+}
+
+/** Reads base + overlay config and builds the typed Config. Throws ConfigError / ConfigSyntaxError. */
+export function loadConfig(kivitendoDir: string, configPath: string): Config {
+  const defaultsFile = ['config/kivitendo.conf.default', 'config/lx_office.conf.default']
+    .map((f) => path.join(kivitendoDir, f))
+    .find(isFile);
+  if (!defaultsFile) {
+    throw new ConfigError(`Missing default config file ${path.join(kivitendoDir, 'config/kivitendo.conf.default')}`);
+  }
+  const overlayFile = path.resolve(kivitendoDir, configPath);
+  const files = [defaultsFile];
+  let sections = readSections(defaultsFile);
+  if (isFile(overlayFile)) {
+    files.push(overlayFile);
+    sections = mergeSections(sections, readSections(overlayFile));
+  } else if (fs.existsSync(overlayFile)) {
+    throw new ConfigError(`Config file '${overlayFile}' is not a regular file`);
+  }
+  return buildConfig(kivitendoDir, configPath, files, sections);
+}
+
+export function buildConfig(kivitendoDir: string, configPath: string, files: string[], sections: Sections): Config {
+  const ts = sections['task_server'];
+  if (!ts) throw new ConfigError(`Missing section [task_server] in config file ${files[files.length - 1]}`);
+  const get = (section: string, key: string, fallback = '') => sections[section]?.[key] ?? fallback;
+  const limits: Record<string, number> = {};
+  for (const [key, value] of Object.entries(ts)) {
+    const m = /^job_time_limit\.(\w+)$/.exec(key);
+    if (m) limits[m[1]] = parseDuration(value, `[task_server] ${key}`);
+  }
+  const sessionTimeout = Number(get('authentication', 'session_timeout', '480'));
+  return {
+    kivitendoDir,
+    configPath,
+    files,
+    sections,
+    taskServer: {
+      debug: perlTrue(ts.debug),
+      runAs: ts.run_as ?? '',
+      nodeId: perlTrue(ts.node_id) ? ts.node_id : '',
+      onlyRunTasksForThisNode: perlTrue(ts.only_run_tasks_for_this_node),
+      concurrency: positiveInt(sections, 'task_server', 'concurrency', 4),
+      jobTimeLimitMs: ts.job_time_limit ? parseDuration(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
+      jobTimeLimitsMs: limits,
+    },
+    notifyOnFailure: {
+      sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),
+      emailFrom: get('task_server/notify_on_failure', 'email_from'),
+      emailSubject: get('task_server/notify_on_failure', 'email_subject'),
+      emailTemplate: get('task_server/notify_on_failure', 'email_template'),
+    },
+    system: {
+      language: get('system', 'language', 'de') || 'de',
+      memoryLimitRss: get('system', 'memory_limit_rss'),
+      memoryLimitVsz: get('system', 'memory_limit_vsz'),
+      hasSection: 'system' in sections,
+    },
+    authentication: {
+      module: get('authentication', 'module', 'DB'),
+      sessionTimeoutMinutes: Number.isFinite(sessionTimeout) && sessionTimeout > 0 ? sessionTimeout : 480,
+    },
+    authDb: {
+      host: get('authentication/database', 'host', 'localhost') || 'localhost',
+      port: Number(get('authentication/database', 'port', '5432')) || 5432,
+      database: get('authentication/database', 'db', 'kivitendo_auth'),
+      user: get('authentication/database', 'user', 'postgres'),
+      password: get('authentication/database', 'password'),
+    },
+    debug: {
+      globalLevel: get('debug', 'global_level', 'NONE'),
+      fileName: get('debug', 'file_name', 'users/kivitendo-debug.log'),
+    },
+  };
+}
+
+/** `90`, `90s`, `15m`, `2h` → milliseconds. */
+export function parseDuration(value: string, where: string): number {
+  const m = /^\s*(\d+)\s*(ms|s|m|h)?\s*$/i.exec(value);
+  if (!m) throw new ConfigError(`Invalid duration '${value}' for ${where}: expected e.g. 90s, 15m or 2h`);
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * factor;
+}
+
+/** The deprecated `login`/`client` keys make task_server.pl refuse to start (§3 step 4). */
+export function hasDeprecatedKeys(config: Config): boolean {
+  const ts = config.sections['task_server'] ?? {};
+  return perlTrue(ts.login) || perlTrue(ts.client);
+}
+
+/** `users/pid/<config path with / replaced by .>.pid` (§2.4), absolute. */
+export function pidFilePath(config: Pick<Config, 'kivitendoDir' | 'configPath'>): string {
+  return path.join(config.kivitendoDir, 'users', 'pid', `${config.configPath.replace(/\//g, '.')}.pid`);
+}
+
+/** A section's key, or ''. */
+export function configValue(config: Config, section: string, key: string): string {
+  return config.sections[section]?.[key] ?? '';
+}

@@ -1,0 +1,10 @@
+// PLACEHOLDER until implemented: fails every run with a clear "not supported" history row.
+import { NotSupportedError, type JobPackage } from './types';
+import { VERSION } from '../version';
+
+export const CreateOrUpdateFileFullTexts: JobPackage = {
+  name: 'CreateOrUpdateFileFullTexts',
+  async run() {
+    throw new NotSupportedError('job package CreateOrUpdateFileFullTexts', VERSION);
+  },
+};

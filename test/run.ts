@@ -1,0 +1,34 @@
+// The whole test suite: one throwaway PostgreSQL cluster for all test files (each test creates its
+// own databases from the cluster's kivitendo templates), then node's test runner, then cleanup.
+// Usage: npm test [-- test/some.test.ts ...]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { serverEnv, startPostgres } from './harness/postgres';
+
+async function main() {
+  const testDir = __dirname;
+  const args = process.argv.slice(2);
+  const files = args.length
+    ? args
+    : fs
+        .readdirSync(testDir)
+        .filter((f) => f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => path.join('test', f));
+  const started = Date.now();
+  const pg = await startPostgres();
+  process.stderr.write(`test PostgreSQL on port ${pg.port} ready in ${Date.now() - started} ms\n`);
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+    { stdio: 'inherit', env: { ...process.env, KTS_TEST_PG: serverEnv(pg), TZ: process.env.TZ ?? 'Europe/Berlin' } },
+  );
+  pg.stop();
+  process.exit(r.status ?? 1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

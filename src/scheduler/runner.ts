@@ -1,0 +1,184 @@
+// Runs one claimed job as kivitendo's SL::DB::BackgroundJob::run does (spec task-server.md §7.4):
+// history row first, then last_run_at and next_run_at from the time the job finished. Adds what the
+// Perl server lacks: a wall-time limit that stops the job and rolls its transaction back, a clear
+// failure for packages this server does not implement, and no write-back of unchanged columns.
+import { formatLocalTimestamp, type Clock } from '../clock';
+import type { Config, DbParams } from '../config/config';
+import { recordRun, saveJobData } from '../db/backgroundJobs';
+import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
+import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
+import { dumpJobData, parseJobData } from '../jobs/jobData';
+import { findJobPackage, KIVITENDO_PACKAGES } from '../jobs/registry';
+import { JobError, type BackgroundJobRow, type ClientRow, type JobContext, type JobPackage, type TaskServerUser } from '../jobs/types';
+import type { Logger } from '../log/logger';
+import { createMailer } from '../mail/mailer';
+import { VERSION } from '../version';
+import { CronSyntaxError, nextRunAt } from './cron';
+
+export interface RunJobParams {
+  config: Config;
+  log: Logger;
+  clock: Clock;
+  nodeId: string;
+  client: ClientRow;
+  user: TaskServerUser;
+  /** The runner's connection to the client DB: holds the claim, writes history and the job row. */
+  control: Client;
+  job: BackgroundJobRow;
+  /** Aborted on shutdown: the job is stopped like at its time limit. */
+  shutdown?: AbortSignal;
+}
+
+export interface RunOutcome {
+  history: HistoryRow;
+  /** null when the schedule is invalid and the job was parked (next_run_at cleared). */
+  nextRunAt: string | null;
+}
+
+export function clientDbParams(client: ClientRow): DbParams {
+  return {
+    host: client.dbhost || 'localhost',
+    port: Number(client.dbport) || 5432,
+    database: client.dbname,
+    user: client.dbuser,
+    password: client.dbpasswd,
+  };
+}
+
+class TimeLimitError extends JobError {}
+
+export function timeLimitFor(config: Config, pkg: JobPackage | undefined, packageName: string | null): number {
+  return (packageName && config.taskServer.jobTimeLimitsMs[packageName]) || pkg?.timeLimitMs || config.taskServer.jobTimeLimitMs;
+}
+
+/** Text of an error as it goes into history.error: message only, never a stack, never a password. */
+function errorText(e: unknown, client: ClientRow): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return redact(msg, client.dbpasswd);
+}
+
+export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
+  const { job, clock, control } = p;
+  const runAt = formatLocalTimestamp(clock.now());
+
+  // An invalid schedule would make kivitendo re-run the job every minute. Park it instead: it
+  // does not run, and next_run_at stays NULL until the spec is fixed (the web UI recomputes it).
+  try {
+    nextRunAt(job.cron_spec, clock.now());
+  } catch (e) {
+    if (!(e instanceof CronSyntaxError)) throw e;
+    const history = await insertHistory(control, {
+      package_name: job.package_name, run_at: runAt, status: 'failure', result: null,
+      error: `${e.message}; the job was not run and waits until its schedule is fixed`, data: job.data, description: null,
+    });
+    await control.query('UPDATE background_jobs SET last_run_at = $2, next_run_at = NULL WHERE id = $1', [job.id, runAt]);
+    p.log.warn(`BackgroundJob ID ${job.id} of client ${p.client.name}: ${e.message}`);
+    return { history, nextRunAt: null };
+  }
+
+  let status: 'success' | 'failure' = 'success';
+  let result: string | null = null;
+  let error: string | null = null;
+  let ctx: JobContext | undefined;
+  let original = '';
+  let dataChanged = false;
+  try {
+    const pkg = findJobPackage(job.package_name);
+    if (!pkg) {
+      throw new JobError(
+        KIVITENDO_PACKAGES.includes(job.package_name ?? '')
+          ? `job package ${job.package_name} is not supported by kivitendo-task-server ${VERSION}`
+          : `unknown job package '${job.package_name}'`,
+      );
+    }
+    const data = parseJobData(job.data, job.id, job.package_name);
+    original = JSON.stringify(data);
+    const ret = await withJobConnection(p, async (db, signal) => {
+      let auth: Client | undefined;
+      const jobCtx: JobContext = (ctx = {
+        job,
+        data,
+        async saveData() {
+          dataChanged = true;
+          await saveJobData(control, job.id, dumpJobData(jobCtx.data));
+        },
+        db,
+        async authDb() {
+          auth ??= await openConnection(p.config.authDb, { applicationName: 'kivitendo-task-server job' });
+          return auth;
+        },
+        client: p.client,
+        user: p.user,
+        config: p.config,
+        kivitendoDir: p.config.kivitendoDir,
+        clock,
+        nodeId: p.nodeId,
+        log: p.log,
+        mailer: createMailer(p.config, p.user.settings.email),
+        signal,
+      });
+      try {
+        return await pkg.run(jobCtx);
+      } finally {
+        await auth?.end().catch(() => undefined);
+      }
+    }, timeLimitFor(p.config, pkg, job.package_name));
+    result = ret === undefined || ret === null ? null : String(ret);
+  } catch (e) {
+    status = 'failure';
+    error = errorText(e, p.client);
+    const firstLines = error.split('\n').slice(0, 3).join('\n');
+    p.log.warn(`BackgroundJob ID ${job.id} execution error (first three lines): ${firstLines}`);
+  }
+  // Like kivitendo, history and row get the job's in-memory data; unchanged data keeps its text.
+  if (ctx && (dataChanged || JSON.stringify(ctx.data) !== original)) dataChanged = true;
+  const dataText = ctx && dataChanged ? dumpJobData(ctx.data) : job.data;
+
+  const history = await insertHistory(control, {
+    package_name: job.package_name,
+    run_at: runAt,
+    status,
+    result: status === 'success' ? result : null,
+    error,
+    data: dataText,
+    // kivitendo leaves description NULL on failure rows (§7.4 step 4); rows stay identical.
+    description: status === 'success' ? job.description : null,
+  });
+  const next = formatLocalTimestamp(nextRunAt(job.cron_spec, clock.now()));
+  await recordRun(control, job.id, runAt, next, dataChanged ? dataText : undefined);
+  return { history, nextRunAt: next };
+}
+
+/**
+ * Opens the job's own connection (with the user's DateStyle), runs fn, and closes it. At the time
+ * limit or on shutdown the connection's backend is terminated from the control connection, which
+ * rolls back whatever transaction the job had open and makes its pending queries fail.
+ */
+async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: AbortSignal) => Promise<T>, limitMs: number): Promise<T> {
+  const db = await openConnection(clientDbParams(p.client), {
+    dateStyle: dateStyleFor(p.user.settings.dateformat),
+    applicationName: `kivitendo-task-server job ${p.job.id}`,
+  });
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = (why: string) => {
+      if (abort.signal.aborted) return;
+      abort.abort(new TimeLimitError(why));
+      p.control.query('SELECT pg_terminate_backend($1)', [(db as unknown as { processID: number }).processID]).catch(() => undefined);
+      reject(abort.signal.reason);
+    };
+    timer = setTimeout(
+      () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
+      limitMs,
+    );
+    p.shutdown?.addEventListener('abort', () => stop(`job ${p.job.package_name} (ID ${p.job.id}) was stopped because the task server shut down; its open transaction was rolled back`), { once: true });
+  });
+  stopped.catch(() => undefined);
+  try {
+    return await Promise.race([fn(db, abort.signal), stopped]);
+  } finally {
+    clearTimeout(timer);
+    await db.end().catch(() => undefined);
+  }
+}

@@ -1,43 +1,394 @@
-// PLACEHOLDER API (implemented by the scheduler work): the poll loop the daemon drives.
+// The poll loop (spec task-server.md §7) rebuilt around what the Perl loop cannot do:
+//  - it sleeps until the earliest next_run_at of all clients (at most 30 s, the clock re-read
+//    after every sleep), so a due job starts within a second instead of at the next full minute;
+//  - SIGALRM (wake()) starts a sweep at once, also while jobs run: a wake-up is never lost;
+//  - clients are polled and run concurrently up to a bound; jobs of one client run one after the
+//    other as in kivitendo, so a slow or hung client only occupies its own slot;
+//  - every job is claimed with an advisory lock (claimJob), so several servers never run one twice;
+//  - an auth DB or client DB outage is logged once, retried with backoff and survived.
+import os from 'node:os';
+import { formatLocalTimestamp, parseLocalTimestamp, systemClock, type Clock } from '../clock';
 import type { Config } from '../config/config';
+import { enabledClients, loadUserById } from '../db/auth';
+import { claimJob, claimJobById, earliestNextRun, releaseJob, selectDueJobs, type NodeFilter } from '../db/backgroundJobs';
+import type { HistoryRow } from '../db/backgroundJobHistories';
+import { openConnection, type Client } from '../db/pg';
+import type { ClientRow, TaskServerUser } from '../jobs/types';
 import type { Logger } from '../log/logger';
-import type { Clock } from '../clock';
+import { Backoff, isTransientDbError } from './backoff';
+import { Semaphore } from './semaphore';
+import { clientDbParams, runClaimedJob } from './runner';
+
+/** What the scheduler reports to the notification layer (failure mails, spec §9). */
+export type FailureEvent =
+  | { kind: 'job'; client: ClientRow; user: TaskServerUser; history: HistoryRow }
+  | { kind: 'client-outage'; client: ClientRow; message: string }
+  | { kind: 'client-recovered'; client: ClientRow };
 
 export interface SchedulerOptions {
   config: Config;
   log: Logger;
   nodeId: string;
   clock?: Clock;
+  /** Failure notification hook (mail); errors it throws are logged, never fatal. */
+  onFailure?: (event: FailureEvent) => Promise<void>;
+  /** Checked after each sweep; a message ends the loop with 'memory-limit' (spec §7.7). */
+  memoryCheck?: () => string | undefined;
+  /** Longest sleep between sweeps, ms. */
+  maxSleepMs?: number;
 }
 
 export type StopReason = 'stopped' | 'memory-limit';
 
+/** The node id: [task_server] node_id, else the host name (spec §4.3). */
+export function resolveNodeId(config: Config): string {
+  return config.taskServer.nodeId || os.hostname();
+}
+
+export function nodeFilter(config: Config, nodeId: string): NodeFilter {
+  return { nodeId, onlyRunTasksForThisNode: config.taskServer.onlyRunTasksForThisNode };
+}
+
+interface ClientState {
+  row: ClientRow;
+  /** Earliest known next_run_at (ms since epoch); undefined = unknown, poll. */
+  earliest?: number;
+  lastPolled: number;
+  running: boolean;
+  backoff: Backoff;
+  /** Set while the client's DB is unreachable: the outage is reported once. */
+  outage?: string;
+}
+
+/** A client is re-polled at least this often even when nothing is known to be due (web UI edits). */
+const REPOLL_MS = 60_000;
+
 export class Scheduler {
-  /** Resolves after the first sweep over all clients has finished. */
   readonly firstPoll: Promise<void>;
+  private resolveFirstPoll!: () => void;
+  private config: Config;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly clients = new Map<number, ClientState>();
+  private auth?: Client;
+  private readonly authBackoff = new Backoff(250, 2000);
+  private authOutage?: string;
+  private stopping = false;
+  private wakeRequested = false;
+  private wakeSleep?: () => void;
+  private readonly runners = new Set<Promise<void>>();
+  private readonly runSlots: Semaphore;
+  private readonly shutdown = new AbortController();
+
   constructor(readonly opts: SchedulerOptions) {
-    this.firstPoll = Promise.resolve();
+    this.config = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log;
+    this.firstPoll = new Promise((resolve) => (this.resolveFirstPoll = resolve));
+    this.runSlots = new Semaphore(this.config.taskServer.concurrency);
   }
-  /** Runs the loop until stop() or the memory limit; resolves with the reason. */
+
+  private get concurrency() {
+    return this.config.taskServer.concurrency;
+  }
+
   async run(): Promise<StopReason> {
-    throw new Error('not implemented');
+    this.log.info(`The task server for node ${this.opts.nodeId} is up and running.`);
+    while (!this.stopping) {
+      this.wakeRequested = false;
+      const pollAll = this.clients.size === 0;
+      await this.sweep(pollAll);
+      this.resolveFirstPoll();
+      const memory = this.opts.memoryCheck?.();
+      if (memory) {
+        this.log.warn(memory);
+        this.log.debug('Memory usage too high - exiting.');
+        await this.drain(60_000);
+        return 'memory-limit';
+      }
+      if (this.stopping) break;
+      await this.sleep(this.sleepMs());
+    }
+    return 'stopped';
   }
-  /** SIGALRM: start a sweep now (also while jobs run: the wake-up is never lost). */
-  wake(): void {}
-  /** SIGHUP: use this config from the next sweep on. */
+
+  /** SIGALRM: poll every client now. */
+  wake(): void {
+    this.log.debug('Got woken up by SIGALRM');
+    this.wakeRequested = true;
+    for (const c of this.clients.values()) c.earliest = undefined;
+    this.wakeSleep?.();
+  }
+
   reload(config: Config): void {
-    void config;
+    this.config = config;
+    this.runSlots.setLimit(config.taskServer.concurrency);
+    this.wakeSleep?.();
   }
-  /** Stop taking jobs; wait up to graceMs for running ones, then abort them. */
+
+  /** Stop taking jobs; wait up to graceMs for running ones, then stop them (failure history rows). */
   async stop(graceMs: number): Promise<void> {
-    void graceMs;
+    this.stopping = true;
+    this.wakeSleep?.();
+    await this.drain(graceMs);
+    await this.auth?.end().catch(() => undefined);
+    this.auth = undefined;
+  }
+
+  private async drain(graceMs: number) {
+    const all = Promise.all([...this.runners]);
+    const timedOut = await Promise.race([all.then(() => false), delay(graceMs).then(() => true)]);
+    if (timedOut) {
+      this.shutdown.abort();
+      await all;
+    }
+  }
+
+  private sleepMs(): number {
+    if (this.wakeRequested) return 0;
+    const now = this.clock.now().getTime();
+    let until = now + (this.opts.maxSleepMs ?? 30_000);
+    for (const c of this.clients.values()) {
+      if (c.running) continue;
+      const due = c.backoff.failing ? c.backoff.retryAt : Math.min(c.earliest ?? now, c.lastPolled + REPOLL_MS);
+      until = Math.min(until, due);
+    }
+    if (this.authOutage) until = Math.min(until, this.authBackoff.retryAt);
+    return Math.max(0, until - now);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    this.log.debug('Sleeping');
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wakeSleep = () => {
+        this.wakeSleep = undefined;
+        done();
+      };
+    });
+  }
+
+  /** One pass over the enabled clients: poll those that may have due jobs, start runners. */
+  private async sweep(pollAll: boolean): Promise<void> {
+    const rows = await this.loadClients();
+    if (!rows) return;
+    const now = this.clock.now().getTime();
+    const toPoll: ClientState[] = [];
+    const seen = new Set<number>();
+    for (const row of rows) {
+      seen.add(row.id);
+      let state = this.clients.get(row.id);
+      if (!state) {
+        state = { row, lastPolled: 0, running: false, backoff: new Backoff(500, 5000) };
+        this.clients.set(row.id, state);
+      }
+      state.row = row; // credentials edited in the admin screen apply from now on
+      if (state.running) continue;
+      if (state.backoff.failing && state.backoff.retryAt > now) continue;
+      if (pollAll || state.earliest === undefined || state.earliest <= now || now - state.lastPolled >= REPOLL_MS) toPoll.push(state);
+    }
+    for (const id of this.clients.keys()) if (!seen.has(id) && !this.clients.get(id)!.running) this.clients.delete(id);
+    await mapBounded(toPoll, Math.max(this.concurrency, 4), (c) => this.poll(c));
+  }
+
+  private async authConnection(): Promise<Client> {
+    if (!this.auth) {
+      const conn = await openConnection(this.config.authDb, { applicationName: 'kivitendo-task-server' });
+      conn.on('error', () => {
+        if (this.auth === conn) this.auth = undefined;
+      });
+      this.auth = conn;
+    }
+    return this.auth;
+  }
+
+  private async loadClients(): Promise<ClientRow[] | undefined> {
+    if (this.authOutage && this.authBackoff.retryAt > this.clock.now().getTime()) return undefined;
+    try {
+      const rows = await enabledClients(await this.authConnection());
+      if (this.authOutage) this.log.info(`The authentication database is reachable again (was: ${this.authOutage}).`);
+      this.authOutage = undefined;
+      this.authBackoff.succeed();
+      return rows;
+    } catch (e) {
+      await this.auth?.end().catch(() => undefined);
+      this.auth = undefined;
+      const msg = (e as Error).message;
+      if (!this.authOutage) this.log.warn(`The authentication database is unreachable, retrying with backoff: ${msg}`);
+      this.authOutage = msg;
+      this.authBackoff.fail(this.clock.now().getTime());
+      return undefined;
+    }
+  }
+
+  /** Opens the client's DB, learns its earliest next_run_at, and hands it to a runner if jobs are due. */
+  private async poll(state: ClientState): Promise<void> {
+    if (this.stopping) return;
+    const { row } = state;
+    this.log.debug(`Running for client ID ${row.id} (${row.name})`);
+    let db: Client | undefined;
+    try {
+      db = await openConnection(clientDbParams(row), { applicationName: 'kivitendo-task-server' });
+      const filter = nodeFilter(this.config, this.opts.nodeId);
+      const nowText = formatLocalTimestamp(this.clock.now());
+      const due = await selectDueJobs(db, nowText, filter);
+      const next = await earliestNextRun(db, filter);
+      state.lastPolled = this.clock.now().getTime();
+      state.earliest = next.at === null ? undefined : next.at === '-infinity' ? 0 : parseLocalTimestamp(next.at).getTime();
+      if (!next.any) state.earliest = Number.POSITIVE_INFINITY;
+      this.clientRecovered(state);
+      if (due.length === 0) {
+        this.log.debug(' No jobs to execute found');
+        return;
+      }
+      this.log.debug(` Executing the following jobs: ${due.map((j) => j.package_name).join(' ')}`);
+      this.startRunner(state);
+    } catch (e) {
+      this.clientFailed(state, e as Error);
+    } finally {
+      await db?.end().catch(() => undefined);
+    }
+  }
+
+  private clientFailed(state: ClientState, e: Error) {
+    const msg = `client ${state.row.id} (${state.row.name}): ${e.message}`;
+    state.backoff.fail(this.clock.now().getTime(), isTransientDbError(e) ? 2000 : 60_000);
+    if (state.outage) return;
+    state.outage = msg;
+    this.log.warn(`Exception during execution: ${msg}`);
+    this.notify({ kind: 'client-outage', client: state.row, message: e.message });
+  }
+
+  private clientRecovered(state: ClientState) {
+    state.backoff.succeed();
+    if (!state.outage) return;
+    this.log.info(`client ${state.row.id} (${state.row.name}) is reachable again`);
+    state.outage = undefined;
+    this.notify({ kind: 'client-recovered', client: state.row });
+  }
+
+  private notify(event: FailureEvent) {
+    this.opts.onFailure?.(event).catch((e) => this.log.warn(`Sending a failure notification failed: ${(e as Error).message}`));
+  }
+
+  private startRunner(state: ClientState) {
+    state.running = true;
+    const p = this.runClient(state)
+      .catch((e) => this.clientFailed(state, e as Error))
+      .finally(() => {
+        state.running = false;
+        state.earliest = undefined; // re-poll: jobs may have become due while this one ran
+        this.runners.delete(p);
+        this.wakeSleep?.();
+      });
+    this.runners.add(p);
+  }
+
+  /** Runs the due jobs of one client one after the other (kivitendo's order within a client). */
+  private async runClient(state: ClientState): Promise<void> {
+    await this.runSlots.acquire();
+    let db: Client | undefined;
+    try {
+      if (this.stopping) return;
+      db = await openConnection(clientDbParams(state.row), { applicationName: 'kivitendo-task-server' });
+      const user = await loadUserById(await this.authConnection(), state.row.task_server_user_id, {
+        language: this.config.system.language,
+        kivitendoDir: this.config.kivitendoDir,
+      });
+      const filter = nodeFilter(this.config, this.opts.nodeId);
+      const due = await selectDueJobs(db, formatLocalTimestamp(this.clock.now()), filter);
+      for (const candidate of due) {
+        if (this.stopping) break;
+        const job = await claimJob(db, candidate.id, formatLocalTimestamp(this.clock.now()), filter);
+        if (!job) continue; // another server has it, or it is no longer due
+        try {
+          const { history } = await runClaimedJob({
+            config: this.config, log: this.log, clock: this.clock, nodeId: this.opts.nodeId,
+            client: state.row, user, control: db, job, shutdown: this.shutdown.signal,
+          });
+          this.log.debug(`   Executed job ${job.package_name}; result: ${describeOutcome(history)}`);
+          if (history.status === 'failure') this.notify({ kind: 'job', client: state.row, user, history });
+        } finally {
+          await releaseJob(db, job.id).catch(() => undefined);
+        }
+      }
+    } finally {
+      this.runSlots.release();
+      await db?.end().catch(() => undefined);
+    }
   }
 }
 
-/** --run-job=ID: run job ID in every enabled client (or only `clientFilter`, id or name). Returns jobs run. */
+function describeOutcome(history: HistoryRow): string {
+  return history.status === 'success' ? 'succeeded' : `failed; error: ${history.error}`;
+}
+
+/** --run-job=ID (spec §8): runs job ID in every enabled client, or only in `clientFilter` (id or name). */
 export async function runSingleJob(opts: SchedulerOptions, jobId: number, clientFilter?: string): Promise<number> {
-  void opts;
-  void jobId;
-  void clientFilter;
-  throw new Error('not implemented');
+  const { config, log } = opts;
+  const clock = opts.clock ?? systemClock;
+  const auth = await openConnection(config.authDb, { applicationName: 'kivitendo-task-server' });
+  let ran = 0;
+  try {
+    const clients = (await enabledClients(auth)).filter(
+      (c) => clientFilter === undefined || String(c.id) === clientFilter || c.name === clientFilter,
+    );
+    if (clientFilter !== undefined && clients.length === 0) {
+      throw new Error(`no enabled client with id or name '${clientFilter}'`);
+    }
+    for (const client of clients) {
+      log.debug(`Running single job ID ${jobId} for client ID ${client.id} (${client.name})`);
+      let db: Client | undefined;
+      try {
+        db = await openConnection(clientDbParams(client), { applicationName: 'kivitendo-task-server' });
+        const job = await claimJobById(db, jobId);
+        if (!job) {
+          log.debug(' No jobs to execute found');
+          continue;
+        }
+        if (job === 'locked') {
+          log.warn(`job ${jobId} of client ${client.name} is running on another server; not run`);
+          continue;
+        }
+        log.debug(` Executing the following job: ${job.package_name}`);
+        const user = await loadUserById(auth, client.task_server_user_id, { language: config.system.language, kivitendoDir: config.kivitendoDir });
+        try {
+          const { history } = await runClaimedJob({ config, log, clock, nodeId: opts.nodeId, client, user, control: db, job });
+          ran += 1;
+          log.debug(`   Executed job ${job.package_name}; result: ${describeOutcome(history)}`);
+          if (history.status === 'failure') await opts.onFailure?.({ kind: 'job', client, user, history }).catch(() => undefined);
+        } finally {
+          await releaseJob(db, job.id).catch(() => undefined);
+        }
+      } catch (e) {
+        log.warn(`Exception during execution: client ${client.id} (${client.name}): ${(e as Error).message}`);
+      } finally {
+        await db?.end().catch(() => undefined);
+      }
+    }
+  } finally {
+    await auth.end().catch(() => undefined);
+  }
+  return ran;
+}
+
+function delay(ms: number) {
+  return new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Runs fn over items with at most `limit` at a time. */
+async function mapBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
 }

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { loadConfig } from '../src/config/config';
+import { memoryLogger } from '../src/log/logger';
+import { Scheduler, runSingleJob, type FailureEvent } from '../src/scheduler/scheduler';
+import { createInstallation, type Installation } from './harness/installation';
+import { insertJob } from './harness/jobs';
+
+let inst: Installation;
+before(async () => {
+  inst = await createInstallation({
+    clients: [{ name: 'A' }, { name: 'B' }, { name: 'Off', taskServerLogin: null }, { name: 'Broken', dbpasswd: 'wrong-secret' }],
+  });
+  // Only our test jobs: the default jobs would run too when due.
+  for (const name of ['A', 'B', 'Off']) {
+    const db = await inst.clientDb(name);
+    await db.query('UPDATE background_jobs SET active = false');
+    await db.end();
+  }
+});
+after(() => inst.remove());
+
+async function histories(client: string, packageName = 'Test') {
+  const db = await inst.clientDb(client);
+  try {
+    return (await db.query('SELECT * FROM background_job_histories WHERE package_name = $1 ORDER BY id', [packageName])).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('a once job runs right after SIGALRM-style wake-up, in enabled clients only; a broken client affects only itself', async () => {
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  const log = memoryLogger();
+  const events: FailureEvent[] = [];
+  const s = new Scheduler({ config, log, nodeId: 'n1', onFailure: async (e) => void events.push(e) });
+  const running = s.run();
+  await s.firstPoll;
+  const a = await insertJob(inst, 'A', { packageName: 'Test', type: 'once' });
+  const off = await insertJob(inst, 'Off', { packageName: 'Test', type: 'once' });
+  const t0 = Date.now();
+  s.wake();
+  const rows = await waitFor(async () => (await histories('A')).length > 0 && histories('A'));
+  const latency = Date.now() - t0;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].status, 'success');
+  assert.ok(latency < 2000, `once job took ${latency} ms`);
+  await s.stop(1000);
+  assert.equal(await running, 'stopped');
+  assert.deepEqual(await histories('Off'), []);
+  const brokenEvents = events.filter((e) => e.kind === 'client-outage');
+  assert.equal(brokenEvents.length, 1, 'one outage event for the broken client, not one per sweep');
+  assert.ok(!log.lines.join('\n').includes('wrong-secret'), 'password never logged');
+  void a;
+  void off;
+});
+
+test('an interval job starts within a second of being due', async () => {
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  const s = new Scheduler({ config, log: memoryLogger(), nodeId: 'n1' });
+  const due = new Date(Date.now() + 1500);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const text = `${due.getFullYear()}-${pad(due.getMonth() + 1)}-${pad(due.getDate())} ${pad(due.getHours())}:${pad(due.getMinutes())}:${pad(due.getSeconds())}`;
+  await insertJob(inst, 'B', { packageName: 'Test', cronSpec: '* * * * *', nextRunAt: text });
+  const running = s.run();
+  const rows = await waitFor(async () => (await histories('B')).length > 0 && histories('B'), 5000);
+  const ranAt = Date.now();
+  await s.stop(1000);
+  await running;
+  const dueMs = new Date(due).setMilliseconds(0);
+  assert.ok(ranAt - dueMs < 1000 + 300, `started ${ranAt - dueMs} ms after due`);
+  assert.equal(rows[0].status, 'success');
+});
+
+test('--run-job runs one id only in the named client', async () => {
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  const id = await insertJob(inst, 'A', { packageName: 'Test', cronSpec: '0 3 * * *', active: false });
+  const before = (await histories('A')).length;
+  const ran = await runSingleJob({ config, log: memoryLogger(), nodeId: 'n1' }, id, 'A');
+  assert.equal(ran, 1);
+  assert.equal((await histories('A')).length, before + 1);
+  await assert.rejects(runSingleJob({ config, log: memoryLogger(), nodeId: 'n1' }, id, 'Nope'), /no enabled client with id or name 'Nope'/);
+});

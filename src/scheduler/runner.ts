@@ -161,6 +161,7 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
   });
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let onShutdown: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
     const stop = (why: string) => {
       if (abort.signal.aborted) return;
@@ -172,13 +173,15 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
       () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
       limitMs,
     );
-    p.shutdown?.addEventListener('abort', () => stop(`job ${p.job.package_name} (ID ${p.job.id}) was stopped because the task server shut down; its open transaction was rolled back`), { once: true });
+    onShutdown = () => stop(`job ${p.job.package_name} (ID ${p.job.id}) was stopped because the task server shut down; its open transaction was rolled back`);
+    p.shutdown?.addEventListener('abort', onShutdown, { once: true });
   });
   stopped.catch(() => undefined);
   try {
     return await Promise.race([fn(db, abort.signal), stopped]);
   } finally {
     clearTimeout(timer);
+    if (onShutdown) p.shutdown?.removeEventListener('abort', onShutdown);
     await db.end().catch(() => undefined);
   }
 }

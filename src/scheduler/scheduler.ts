@@ -54,17 +54,39 @@ interface ClientState {
   /** Earliest known next_run_at (ms since epoch); undefined = unknown, poll. */
   earliest?: number;
   lastPolled: number;
+  /** Subtracted from the first poll time, to spread re-polls (ms). */
+  phase: number;
   running: boolean;
   backoff: Backoff;
   /** Set while the client's DB is unreachable: the outage is reported once. */
   outage?: string;
 }
 
-/** A client is re-polled at least this often even when nothing is known to be due (web UI edits). */
+/**
+ * A client is re-polled at least this often even when nothing is known to be due, to see jobs
+ * created or rescheduled in the web UI (which sends SIGALRM only for `once` jobs) — kivitendo's
+ * minute. Re-polls are spread over the minute and batched per second, so a thousand clients cost
+ * about 17 connections a second instead of a burst of a thousand.
+ */
 const REPOLL_MS = 60_000;
+/** Polls at the same time; with the auth connection this stays ≤ 10 connections while idle. */
+const POLL_CONCURRENCY = 8;
+
+function repollAt(state: { lastPolled: number }): number {
+  return Math.ceil((state.lastPolled + REPOLL_MS) / 1000) * 1000;
+}
+
+export interface SchedulerStats {
+  sweeps: number;
+  polls: number;
+  jobsRun: number;
+  /** Wall time of the last sweep (polls only; runners go on in the background), ms. */
+  lastSweepMs: number;
+}
 
 export class Scheduler {
   readonly firstPoll: Promise<void>;
+  readonly stats: SchedulerStats = { sweeps: 0, polls: 0, jobsRun: 0, lastSweepMs: 0 };
   private resolveFirstPoll!: () => void;
   private config: Config;
   private readonly clock: Clock;
@@ -97,7 +119,10 @@ export class Scheduler {
     while (!this.stopping) {
       this.wakeRequested = false;
       const pollAll = this.clients.size === 0;
+      const started = performance.now();
       await this.sweep(pollAll);
+      this.stats.sweeps += 1;
+      this.stats.lastSweepMs = performance.now() - started;
       this.resolveFirstPoll();
       const memory = this.opts.memoryCheck?.();
       if (memory) {
@@ -150,7 +175,7 @@ export class Scheduler {
     let until = now + (this.opts.maxSleepMs ?? 30_000);
     for (const c of this.clients.values()) {
       if (c.running) continue;
-      const due = c.backoff.failing ? c.backoff.retryAt : Math.min(c.earliest ?? now, c.lastPolled + REPOLL_MS);
+      const due = c.backoff.failing ? c.backoff.retryAt : Math.min(c.earliest ?? now, repollAt(c));
       until = Math.min(until, due);
     }
     if (this.authOutage) until = Math.min(until, this.authBackoff.retryAt);
@@ -180,20 +205,31 @@ export class Scheduler {
     const now = this.clock.now().getTime();
     const toPoll: ClientState[] = [];
     const seen = new Set<number>();
-    for (const row of rows) {
+    for (const [index, row] of rows.entries()) {
       seen.add(row.id);
       let state = this.clients.get(row.id);
       if (!state) {
-        state = { row, lastPolled: 0, running: false, backoff: new Backoff(500, 5000) };
+        // The phase spreads the periodic re-polls of many clients evenly over the minute.
+        const phase = pollAll ? Math.floor((index / rows.length) * REPOLL_MS) : 0;
+        state = { row, lastPolled: 0, phase, running: false, backoff: new Backoff(500, 5000) };
         this.clients.set(row.id, state);
       }
       state.row = row; // credentials edited in the admin screen apply from now on
       if (state.running) continue;
       if (state.backoff.failing && state.backoff.retryAt > now) continue;
-      if (pollAll || state.earliest === undefined || state.earliest <= now || now - state.lastPolled >= REPOLL_MS) toPoll.push(state);
+      if (pollAll || state.earliest === undefined || state.earliest <= now || repollAt(state) <= now) toPoll.push(state);
     }
     for (const id of this.clients.keys()) if (!seen.has(id) && !this.clients.get(id)!.running) this.clients.delete(id);
-    await mapBounded(toPoll, Math.max(this.concurrency, 4), (c) => this.poll(c));
+    await mapBounded(toPoll, POLL_CONCURRENCY, (c) => this.poll(c));
+  }
+
+  private authQueue: Promise<unknown> = Promise.resolve();
+
+  /** The one auth connection is shared by the sweep and the runners: one statement at a time. */
+  private withAuth<T>(fn: (auth: Client) => Promise<T>): Promise<T> {
+    const next = this.authQueue.then(async () => fn(await this.authConnection()));
+    this.authQueue = next.catch(() => undefined);
+    return next;
   }
 
   private async authConnection(): Promise<Client> {
@@ -210,7 +246,7 @@ export class Scheduler {
   private async loadClients(): Promise<ClientRow[] | undefined> {
     if (this.authOutage && this.authBackoff.retryAt > this.clock.now().getTime()) return undefined;
     try {
-      const rows = await enabledClients(await this.authConnection());
+      const rows = await this.withAuth(enabledClients);
       if (this.authOutage) this.log.info(`The authentication database is reachable again (was: ${this.authOutage}).`);
       this.authOutage = undefined;
       this.authBackoff.succeed();
@@ -232,21 +268,19 @@ export class Scheduler {
     const { row } = state;
     this.log.debug(`Running for client ID ${row.id} (${row.name})`);
     let db: Client | undefined;
+    this.stats.polls += 1;
     try {
       db = await openConnection(clientDbParams(row), { applicationName: 'kivitendo-task-server' });
-      const filter = nodeFilter(this.config, this.opts.nodeId);
-      const nowText = formatLocalTimestamp(this.clock.now());
-      const due = await selectDueJobs(db, nowText, filter);
-      const next = await earliestNextRun(db, filter);
-      state.lastPolled = this.clock.now().getTime();
-      state.earliest = next.at === null ? undefined : next.at === '-infinity' ? 0 : parseLocalTimestamp(next.at).getTime();
-      if (!next.any) state.earliest = Number.POSITIVE_INFINITY;
+      const next = await earliestNextRun(db, nodeFilter(this.config, this.opts.nodeId));
+      const now = this.clock.now().getTime();
+      state.lastPolled = now - state.phase;
+      state.phase = 0;
+      state.earliest = earliestMs(next);
       this.clientRecovered(state);
-      if (due.length === 0) {
+      if (state.earliest > now) {
         this.log.debug(' No jobs to execute found');
         return;
       }
-      this.log.debug(` Executing the following jobs: ${due.map((j) => j.package_name).join(' ')}`);
       this.startRunner(state);
     } catch (e) {
       this.clientFailed(state, e as Error);
@@ -296,12 +330,12 @@ export class Scheduler {
     try {
       if (this.stopping) return;
       db = await openConnection(clientDbParams(state.row), { applicationName: 'kivitendo-task-server' });
-      const user = await loadUserById(await this.authConnection(), state.row.task_server_user_id, {
-        language: this.config.system.language,
-        kivitendoDir: this.config.kivitendoDir,
-      });
+      const user = await this.withAuth((auth) =>
+        loadUserById(auth, state.row.task_server_user_id, { language: this.config.system.language, kivitendoDir: this.config.kivitendoDir }),
+      );
       const filter = nodeFilter(this.config, this.opts.nodeId);
       const due = await selectDueJobs(db, formatLocalTimestamp(this.clock.now()), filter);
+      this.log.debug(due.length ? ` Executing the following jobs: ${due.map((j) => j.package_name).join(' ')}` : ' No jobs to execute found');
       for (const candidate of due) {
         if (this.stopping) break;
         const job = await claimJob(db, candidate.id, formatLocalTimestamp(this.clock.now()), filter);
@@ -311,6 +345,7 @@ export class Scheduler {
             config: this.config, log: this.log, clock: this.clock, nodeId: this.opts.nodeId,
             client: state.row, user, control: db, job, shutdown: this.shutdown.signal,
           });
+          this.stats.jobsRun += 1;
           this.log.debug(`   Executed job ${job.package_name}; result: ${describeOutcome(history)}`);
           if (history.status === 'failure') this.notify({ kind: 'job', client: state.row, user, history });
         } finally {
@@ -322,6 +357,16 @@ export class Scheduler {
       await db?.end().catch(() => undefined);
     }
   }
+}
+
+/**
+ * kivitendo compares next_run_at with "now" in whole seconds, so a fractional next_run_at is due
+ * only at the following whole second; waking earlier would find nothing and poll again at once.
+ */
+function earliestMs(next: { at: string | null; any: boolean }): number {
+  if (!next.any) return Number.POSITIVE_INFINITY;
+  if (next.at === null || next.at === '-infinity') return 0;
+  return Math.ceil(parseLocalTimestamp(next.at).getTime() / 1000) * 1000;
 }
 
 function describeOutcome(history: HistoryRow): string {

@@ -1,10 +1,18 @@
-// PLACEHOLDER until implemented: fails every run with a clear "not supported" history row.
-import { NotSupportedError, type JobPackage } from './types';
-import { VERSION } from '../version';
+// kivitendo's BackgroundJobCleanup (spec jobs.md): removes `once` jobs that ran more than a day ago.
+// One set-based DELETE, so a table with many once rows is never loaded into memory.
+import { formatLocalTimestamp } from '../clock';
+import { readDataOptions } from './dataOptions';
+import type { JobPackage } from './types';
 
 export const BackgroundJobCleanup: JobPackage = {
   name: 'BackgroundJobCleanup',
-  async run() {
-    throw new NotSupportedError('job package BackgroundJobCleanup', VERSION);
+  async run(ctx) {
+    readDataOptions(ctx.data, {}, 'BackgroundJobCleanup');
+    const now = ctx.clock.now();
+    // DateTime's subtract(days => 1) keeps the wall-clock time across a DST change.
+    const dayAgo = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1, now.getHours(), now.getMinutes(), now.getSeconds());
+    // Rows never run (last_run_at NULL) are kept: NULL < x is not true.
+    await ctx.db.query(`DELETE FROM background_jobs WHERE type = 'once' AND last_run_at < $1`, [formatLocalTimestamp(dayAgo)]);
+    return 1;
   },
 };

@@ -1,10 +1,29 @@
-// PLACEHOLDER until implemented: fails every run with a clear "not supported" history row.
-import { NotSupportedError, type JobPackage } from './types';
-import { VERSION } from '../version';
+// kivitendo's UpdateEmployeeBaseData (spec jobs.md; Employee manager's
+// update_entries_for_authorized_users): every auth user assigned to this client gets an employee row
+// with the user's name and deleted = false. Each save is its own statement, as in kivitendo.
+import { readDataOptions } from './dataOptions';
+import type { JobPackage } from './types';
 
 export const UpdateEmployeeBaseData: JobPackage = {
   name: 'UpdateEmployeeBaseData',
-  async run() {
-    throw new NotSupportedError('job package UpdateEmployeeBaseData', VERSION);
+  async run(ctx) {
+    readDataOptions(ctx.data, {}, 'UpdateEmployeeBaseData');
+    const auth = await ctx.authDb();
+    const users = await auth.query<{ login: string; name: string | null }>(
+      `SELECT u.login,
+              (SELECT cfg_value FROM auth.user_config c WHERE c.user_id = u.id AND c.cfg_key = 'name' LIMIT 1) AS name
+         FROM auth.clients_users cu
+         JOIN auth."user" u ON u.id = cu.user_id
+        WHERE cu.client_id = $1
+        ORDER BY u.id`,
+      [ctx.client.id],
+    );
+    for (const user of users.rows) {
+      const updated = await ctx.db.query('UPDATE employee SET name = $2, deleted = false WHERE login = $1', [user.login, user.name]);
+      if (updated.rowCount === 0) {
+        await ctx.db.query('INSERT INTO employee (login, name, deleted) VALUES ($1, $2, false)', [user.login, user.name]);
+      }
+    }
+    return 1;
   },
 };

@@ -1,10 +1,14 @@
-// PLACEHOLDER until implemented: fails every run with a clear "not supported" history row.
-import { NotSupportedError, type JobPackage } from './types';
-import { VERSION } from '../version';
+// kivitendo's ValidityTokenCleanup (spec jobs.md): drops expired validity tokens.
+import { formatLocalTimestamp } from '../clock';
+import { readDataOptions } from './dataOptions';
+import type { JobPackage } from './types';
 
 export const ValidityTokenCleanup: JobPackage = {
   name: 'ValidityTokenCleanup',
-  async run() {
-    throw new NotSupportedError('job package ValidityTokenCleanup', VERSION);
+  async run(ctx) {
+    readDataOptions(ctx.data, {}, 'ValidityTokenCleanup');
+    // "now" is the local wall clock in whole seconds, as DateTime->now_local is formatted for the query.
+    await ctx.db.query('DELETE FROM validity_tokens WHERE valid_until < $1', [formatLocalTimestamp(ctx.clock.now())]);
+    return 1;
   },
 };

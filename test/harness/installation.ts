@@ -16,6 +16,8 @@ export interface ClientSpec {
   dbpasswd?: string;
   /** Use an existing client database instead of creating one. */
   dbname?: string;
+  /** Do not insert an `employee` row for the task server login (the database already has one). */
+  skipEmployee?: boolean;
 }
 
 export interface UserSpec {
@@ -41,6 +43,8 @@ export interface Installation {
 }
 
 export interface InstallationOptions {
+  /** A cluster of its own (outage tests restart it); default: the shared one of the test run. */
+  pg?: PgServer;
   users?: UserSpec[];
   clients?: ClientSpec[];
   config?: Record<string, Record<string, string>>;
@@ -61,7 +65,7 @@ export function renderConfig(sections: Record<string, Record<string, string>>): 
 }
 
 export async function createInstallation(opts: InstallationOptions = {}): Promise<Installation> {
-  const pg = await getPostgres();
+  const pg = opts.pg ?? (await getPostgres());
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-root-'));
   fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
   fs.mkdirSync(path.join(root, 'users'), { recursive: true });
@@ -89,7 +93,7 @@ export async function createInstallation(opts: InstallationOptions = {}): Promis
       );
       clients[c.name] = { id, dbname };
       // kivitendo's "current employee" is the employee row with the task server user's login.
-      if (login) {
+      if (login && !c.skipEmployee) {
         const db = await connect(pg, dbname);
         await db.query(`INSERT INTO employee (login, name, sales) VALUES ($1, $2, true)`, [login, 'Task Server']);
         await db.end();

@@ -1,0 +1,178 @@
+// Tier A clean-up jobs: BackgroundJobCleanup, CleanBackgroundJobHistory, ValidityTokenCleanup,
+// CleanAuthSessions, UpdateEmployeeBaseData — rows set up as the spec names them, run through the runner.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createInstallation, type Installation } from './harness/installation';
+import { runJob } from './harness/jobs';
+
+let inst: Installation;
+before(async () => {
+  inst = await createInstallation({
+    users: [
+      { login: 'taskserver' },
+      { login: 'anna', settings: { name: 'Anna Arm' } },
+      { login: 'bert', settings: { name: 'Bert Bein' } },
+      { login: 'carl', settings: { name: 'Carl Copf' } },
+    ],
+    clients: [{ name: 'A' }, { name: 'B' }, { name: 'C' }, { name: 'D' }],
+  });
+});
+after(() => inst.remove());
+
+async function q(client: string, sql: string, params: unknown[] = []) {
+  const db = await inst.clientDb(client);
+  try {
+    return (await db.query(sql, params)).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+const NOW = new Date(2026, 2, 10, 12, 0, 0); // 2026-03-10 12:00:00 local
+
+describe('BackgroundJobCleanup', () => {
+  test('deletes once rows run more than a day ago; keeps never-run once rows, recent ones and interval rows', async () => {
+    await q('A', `INSERT INTO background_jobs (type, package_name, last_run_at, active, description) VALUES
+      ('once', 'Test', '2026-03-09 11:59:59', true, 'old once'),
+      ('once', 'Test', '2026-03-09 12:00:00', true, 'exactly a day'),
+      ('once', 'Test', '2026-03-10 08:00:00', true, 'recent once'),
+      ('once', 'Test', NULL, true, 'never run'),
+      ('interval', 'Test', '2020-01-01 00:00:00', true, 'old interval')`);
+    const r = await runJob(inst, 'A', { packageName: 'BackgroundJobCleanup', now: NOW });
+    assert.equal(r.history.status, 'success', r.history.error ?? '');
+    assert.equal(r.history.result, '1');
+    const left = (await q('A', `SELECT description FROM background_jobs WHERE package_name = 'Test' ORDER BY description`)).map((x) => x.description);
+    assert.deepEqual(left, ['exactly a day', 'never run', 'old interval', 'recent once']);
+  });
+
+  test('unknown key in data fails naming the key', async () => {
+    const r = await runJob(inst, 'A', { packageName: 'BackgroundJobCleanup', now: NOW, data: { days: 3 } });
+    assert.equal(r.history.status, 'failure');
+    assert.equal(r.history.error, "BackgroundJobCleanup: unknown key 'days' in data");
+  });
+});
+
+describe('CleanBackgroundJobHistory', () => {
+  async function seed() {
+    await q('B', 'DELETE FROM background_job_histories');
+    await q('B', `INSERT INTO background_job_histories (package_name, run_at, status, result) VALUES
+      ('S', '2026-02-23 23:59:59', 'success', 's-old'),
+      ('S', '2026-02-24 00:00:00', 'success', 's-keep'),
+      ('F', '2025-12-09 23:59:59', 'failure', 'f-old'),
+      ('F', '2025-12-10 00:00:00', 'failure', 'f-keep'),
+      ('X', '2000-01-01 00:00:00', 'running', 'other-status')`);
+  }
+  const results = async () => (await q('B', `SELECT result FROM background_job_histories WHERE package_name IN ('S','F','X') ORDER BY result`)).map((x) => x.result);
+
+  test('defaults: 14 days for success, 90 for failure, counted from today 00:00; other states kept', async () => {
+    await seed();
+    const r = await runJob(inst, 'B', { packageName: 'CleanBackgroundJobHistory', now: NOW });
+    assert.equal(r.history.status, 'success', r.history.error ?? '');
+    assert.equal(r.history.result, '1');
+    assert.deepEqual(await results(), ['f-keep', 'other-status', 's-keep']);
+  });
+
+  test('retention settings in data; 0 falls back to the default; digit strings accepted', async () => {
+    await seed();
+    const r = await runJob(inst, 'B', { packageName: 'CleanBackgroundJobHistory', now: NOW, data: { retention_success: '13', retention_failure: 0 } });
+    assert.equal(r.history.status, 'success', r.history.error ?? '');
+    // 13 days: 2026-02-25 00:00 is the cut-off, so s-keep (02-24) goes too.
+    assert.deepEqual(await results(), ['f-keep', 'other-status']);
+  });
+
+  test('wrong type and unknown key fail naming the key; nothing deleted', async () => {
+    await seed();
+    const r1 = await runJob(inst, 'B', { packageName: 'CleanBackgroundJobHistory', now: NOW, data: { retention_success: 'two weeks' } });
+    assert.equal(r1.history.status, 'failure');
+    assert.equal(r1.history.error, "CleanBackgroundJobHistory: key 'retention_success' in data must be an integer, got 'two weeks'");
+    const r2 = await runJob(inst, 'B', { packageName: 'CleanBackgroundJobHistory', now: NOW, data: { retention_sucess: 5 } });
+    assert.equal(r2.history.error, "CleanBackgroundJobHistory: unknown key 'retention_sucess' in data");
+    assert.deepEqual(await results(), ['f-keep', 'f-old', 'other-status', 's-keep', 's-old']);
+  });
+});
+
+describe('ValidityTokenCleanup', () => {
+  test('deletes tokens whose valid_until is before now, keeps the rest', async () => {
+    await q('C', `INSERT INTO validity_tokens (scope, token, valid_until) VALUES
+      ('s', 'expired', '2026-03-10 11:59:59'), ('s', 'now', '2026-03-10 12:00:00'), ('s', 'future', '2026-03-11 00:00:00')`);
+    const r = await runJob(inst, 'C', { packageName: 'ValidityTokenCleanup', now: NOW });
+    assert.equal(r.history.status, 'success', r.history.error ?? '');
+    assert.equal(r.history.result, '1');
+    assert.deepEqual((await q('C', 'SELECT token FROM validity_tokens ORDER BY token')).map((x) => x.token), ['future', 'now']);
+  });
+});
+
+describe('CleanAuthSessions', () => {
+  test('removes sessions older than session_timeout with their content and session_files dirs, in the auth DB', async () => {
+    const auth = await inst.authConnection();
+    try {
+      await auth.query(`INSERT INTO auth.session (id, mtime) VALUES
+        ('oldsession1', '2026-03-10 03:59:59'), ('freshsession', '2026-03-10 04:00:01'), ('old../x', '2026-01-01 00:00:00')`);
+      await auth.query(`INSERT INTO auth.session_content (session_id, sess_key, sess_value) VALUES
+        ('oldsession1', 'k', 'v'), ('freshsession', 'k', 'v'), ('old../x', 'k', 'v')`);
+      const files = path.join(inst.root, 'users', 'session_files');
+      for (const d of ['oldsession1', 'freshsession', 'oldx']) {
+        fs.mkdirSync(path.join(files, d, 'sub'), { recursive: true });
+        fs.writeFileSync(path.join(files, d, 'sub', 'f.csv'), 'x');
+      }
+      const r = await runJob(inst, 'A', { packageName: 'CleanAuthSessions', now: NOW });
+      assert.equal(r.history.status, 'success', r.history.error ?? '');
+      assert.equal(r.history.result, '1');
+      assert.deepEqual((await auth.query('SELECT id FROM auth.session ORDER BY id')).rows.map((x) => x.id), ['freshsession']);
+      assert.deepEqual((await auth.query('SELECT session_id FROM auth.session_content')).rows.map((x) => x.session_id), ['freshsession']);
+      assert.ok(!fs.existsSync(path.join(files, 'oldsession1')));
+      assert.ok(!fs.existsSync(path.join(files, 'oldx')), 'the id is reduced to alphanumerics for the directory');
+      assert.ok(fs.existsSync(path.join(files, 'freshsession', 'sub', 'f.csv')));
+    } finally {
+      await auth.query('DELETE FROM auth.session_content');
+      await auth.query('DELETE FROM auth.session');
+      await auth.end();
+    }
+  });
+
+  test('[authentication] session_timeout is honoured', async () => {
+    inst.writeConfig({ authentication: { session_timeout: '60' } });
+    const auth = await inst.authConnection();
+    try {
+      await auth.query(`INSERT INTO auth.session (id, mtime) VALUES ('a', '2026-03-10 10:59:59'), ('b', '2026-03-10 11:00:00')`);
+      const r = await runJob(inst, 'A', { packageName: 'CleanAuthSessions', now: NOW });
+      assert.equal(r.history.status, 'success', r.history.error ?? '');
+      assert.deepEqual((await auth.query('SELECT id FROM auth.session ORDER BY id')).rows.map((x) => x.id), ['b']);
+    } finally {
+      await auth.query('DELETE FROM auth.session');
+      await auth.end();
+      inst.writeConfig();
+    }
+  });
+});
+
+describe('UpdateEmployeeBaseData', () => {
+  test('creates/updates employees of the users assigned to this client only', async () => {
+    const auth = await inst.authConnection();
+    try {
+      const clientD = inst.clients['D'].id;
+      const clientA = inst.clients['A'].id;
+      await auth.query('INSERT INTO auth.clients_users (client_id, user_id) VALUES ($1, $2), ($1, $3), ($4, $5)', [
+        clientD, inst.users['anna'], inst.users['bert'], clientA, inst.users['carl'],
+      ]);
+      await q('D', `INSERT INTO employee (login, name, deleted, sales) VALUES ('bert', 'Old Name', true, false), ('carl', 'Carl Old', true, false)`);
+      const r = await runJob(inst, 'D', { packageName: 'UpdateEmployeeBaseData', now: NOW });
+      assert.equal(r.history.status, 'success', r.history.error ?? '');
+      assert.equal(r.history.result, '1');
+      const rows = await q('D', `SELECT login, name, deleted, sales FROM employee WHERE login IN ('anna','bert','carl') ORDER BY login`);
+      assert.deepEqual(rows, [
+        { login: 'anna', name: 'Anna Arm', deleted: false, sales: true },
+        { login: 'bert', name: 'Bert Bein', deleted: false, sales: false },
+        { login: 'carl', name: 'Carl Old', deleted: true, sales: false },
+      ]);
+      // A second run changes nothing and creates no duplicates.
+      await runJob(inst, 'D', { packageName: 'UpdateEmployeeBaseData', now: NOW });
+      assert.equal((await q('D', `SELECT COUNT(*)::int AS n FROM employee WHERE login = 'anna'`))[0].n, 1);
+    } finally {
+      await auth.query('DELETE FROM auth.clients_users');
+      await auth.end();
+    }
+  });
+});

@@ -1,10 +1,30 @@
-// PLACEHOLDER until implemented: fails every run with a clear "not supported" history row.
-import { NotSupportedError, type JobPackage } from './types';
-import { VERSION } from '../version';
+// kivitendo's CloseProjectsBelongingToClosedSalesOrders (spec jobs.md): gives the projects of closed
+// sales orders a final status (and deactivates them). One set-based UPDATE, as kivitendo's update_all.
+import { readDataOptions } from './dataOptions';
+import { JobError, type JobPackage } from './types';
+
+const NAME = 'CloseProjectsBelongingToClosedSalesOrders';
 
 export const CloseProjectsBelongingToClosedSalesOrders: JobPackage = {
-  name: 'CloseProjectsBelongingToClosedSalesOrders',
-  async run() {
-    throw new NotSupportedError('job package CloseProjectsBelongingToClosedSalesOrders', VERSION);
+  name: NAME,
+  async run(ctx) {
+    const opts = readDataOptions(ctx.data, { new_status: 'string', set_inactive: 'bool' }, NAME);
+    const newStatus = (opts.new_status as string | undefined) || 'done';
+    // An absent key means "deactivate"; a key given without a value (Perl undef) means "don't".
+    const setInactive = 'set_inactive' in ctx.data ? !!opts.set_inactive : true;
+
+    const status = await ctx.db.query<{ id: number }>('SELECT id FROM project_statuses WHERE name = $1 LIMIT 1', [newStatus]);
+    if (status.rows.length === 0) throw new JobError(`No project status named '${newStatus}' found!`);
+
+    await ctx.db.query(
+      `UPDATE project SET project_status_id = $1${setInactive ? ', active = false' : ''}
+        WHERE project_status_id <> $1
+          AND id IN (SELECT oe.globalproject_id FROM oe
+                      WHERE oe.globalproject_id IS NOT NULL
+                        AND oe.record_type = 'sales_order'
+                        AND COALESCE(oe.closed, false))`,
+      [status.rows[0].id],
+    );
+    return 1;
   },
 };

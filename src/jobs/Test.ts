@@ -1,12 +1,22 @@
 // kivitendo's Test package (spec jobs.md "Test"): the reference job for checking a set-up.
 import { perlTrue } from '../config/configStd';
+import { readDataOptions } from './dataOptions';
+import { perlScalar } from './tierb/scalars';
 import { JobError, type JobPackage } from './types';
 
+const NAME = 'Test';
+
 export const Test: JobPackage = {
-  name: 'Test',
+  name: NAME,
   async run(ctx) {
+    // `exception` and `result` take any scalar; only unknown keys are checked by the validator.
+    const { exception, result, ...rest } = ctx.data;
+    readDataOptions(rest, {}, NAME);
+    const exceptionText = perlScalar(exception, 'exception', NAME);
+    const resultText = perlScalar(result, 'result', NAME);
+    // Level 0 (ctx.log.error) is written whatever [debug] global_level says, as in kivitendo.
     ctx.log.error(`Test job ID ${ctx.job.id} is being executed on node ${ctx.nodeId}.`);
-    if (perlTrue(ctx.data.exception)) throw new JobError(`Oh cruel world: ${String(ctx.data.exception)}`);
-    return 'result' in ctx.data ? (ctx.data.result as string) : 1;
+    if (perlTrue(exceptionText)) throw new JobError(`Oh cruel world: ${exceptionText}`);
+    return 'result' in ctx.data ? resultText : 1;
   },
 };

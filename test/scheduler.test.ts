@@ -91,3 +91,34 @@ test('--run-job runs one id only in the named client', async () => {
   assert.equal((await histories('A')).length, before + 1);
   await assert.rejects(runSingleJob({ config, log: memoryLogger(), nodeId: 'n1' }, id, 'Nope'), /no enabled client with id or name 'Nope'/);
 });
+
+test('failure notification: one mail per failed job run, one per client outage, never the password', async () => {
+  const { startSmtpSink } = await import('./harness/smtpSink');
+  const sink = await startSmtpSink();
+  const { loadConfig: load } = await import('../src/config/config');
+  inst.writeConfig({
+    mail_delivery: { method: 'smtp', host: '127.0.0.1', port: String(sink.port), security: 'none' },
+    'task_server/notify_on_failure': { send_email_to: 'admin@example.com' },
+  });
+  try {
+    const config = load(inst.root, 'config/kivitendo.conf');
+    await insertJob(inst, 'A', { packageName: 'Test', type: 'once', data: '---\nexception: mail me\n' });
+    const s = new Scheduler({ config, log: memoryLogger(), nodeId: 'n1' });
+    const running = s.run();
+    await s.firstPoll;
+    await waitFor(async () => sink.messages.length >= 2 && sink.messages, 8000);
+    await new Promise((r) => setTimeout(r, 1500)); // further sweeps must not mail the outage again
+    await s.stop(1000);
+    await running;
+    const bodies = sink.messages.map((m) => m.body);
+    const jobMails = bodies.filter((b) => b.includes('Oh cruel world: mail me'));
+    const outageMails = bodies.filter((b) => b.includes('Broken'));
+    assert.equal(jobMails.length, 1, bodies.join('\n----\n'));
+    assert.equal(outageMails.length, 1, bodies.join('\n----\n'));
+    assert.ok(!sink.messages.some((m) => m.raw.includes('wrong-secret') || m.raw.includes(inst.pg.password)));
+    assert.equal(sink.messages[0].headers['subject'], 'kivitendo Task-Server: Hintergrundjob fehlgeschlagen');
+  } finally {
+    inst.writeConfig();
+    await sink.close();
+  }
+});

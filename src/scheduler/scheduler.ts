@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { formatLocalTimestamp, parseLocalTimestamp, systemClock, type Clock } from '../clock';
 import type { Config } from '../config/config';
-import { enabledClients, loadUserById } from '../db/auth';
+import { enabledClients, loadUserById, loadUserByLogin } from '../db/auth';
 import { claimJob, claimJobById, earliestNextRun, releaseJob, selectDueJobs, type NodeFilter } from '../db/backgroundJobs';
 import type { HistoryRow } from '../db/backgroundJobHistories';
 import { openConnection, type Client } from '../db/pg';
@@ -17,6 +17,7 @@ import type { ClientRow, TaskServerUser } from '../jobs/types';
 import type { Logger } from '../log/logger';
 import { Backoff, isTransientDbError } from './backoff';
 import { Semaphore } from './semaphore';
+import { failureMailer } from './notifications';
 import { clientDbParams, runClaimedJob } from './runner';
 
 /** What the scheduler reports to the notification layer (failure mails, spec §9). */
@@ -30,7 +31,7 @@ export interface SchedulerOptions {
   log: Logger;
   nodeId: string;
   clock?: Clock;
-  /** Failure notification hook (mail); errors it throws are logged, never fatal. */
+  /** Failure notification hook; default: the mail of [task_server/notify_on_failure]. Errors are logged, never fatal. */
   onFailure?: (event: FailureEvent) => Promise<void>;
   /** Checked after each sweep; a message ends the loop with 'memory-limit' (spec §7.7). */
   memoryCheck?: () => string | undefined;
@@ -108,6 +109,14 @@ export class Scheduler {
     this.log = opts.log;
     this.firstPoll = new Promise((resolve) => (this.resolveFirstPoll = resolve));
     this.runSlots = new Semaphore(this.config.taskServer.concurrency);
+    this.onFailure = opts.onFailure ?? failureMailer(() => this.config, this.log, (login) => this.userEmail(login));
+  }
+
+  private readonly onFailure: (event: FailureEvent) => Promise<void>;
+
+  private async userEmail(login: string): Promise<string | undefined> {
+    const user = await this.withAuth((auth) => loadUserByLogin(auth, login, { language: this.config.system.language, kivitendoDir: this.config.kivitendoDir }));
+    return user?.settings.email;
   }
 
   private get concurrency() {
@@ -307,7 +316,7 @@ export class Scheduler {
   }
 
   private notify(event: FailureEvent) {
-    this.opts.onFailure?.(event).catch((e) => this.log.warn(`Sending a failure notification failed: ${(e as Error).message}`));
+    this.onFailure(event).catch((e) => this.log.warn(`Sending a failure notification failed: ${(e as Error).message}`));
   }
 
   private startRunner(state: ClientState) {
@@ -378,6 +387,8 @@ export async function runSingleJob(opts: SchedulerOptions, jobId: number, client
   const { config, log } = opts;
   const clock = opts.clock ?? systemClock;
   const auth = await openConnection(config.authDb, { applicationName: 'kivitendo-task-server' });
+  const language = { language: config.system.language, kivitendoDir: config.kivitendoDir };
+  const onFailure = opts.onFailure ?? failureMailer(() => config, log, async (login) => (await loadUserByLogin(auth, login, language))?.settings.email);
   let ran = 0;
   try {
     const clients = (await enabledClients(auth)).filter(
@@ -401,12 +412,12 @@ export async function runSingleJob(opts: SchedulerOptions, jobId: number, client
           continue;
         }
         log.debug(` Executing the following job: ${job.package_name}`);
-        const user = await loadUserById(auth, client.task_server_user_id, { language: config.system.language, kivitendoDir: config.kivitendoDir });
+        const user = await loadUserById(auth, client.task_server_user_id, language);
         try {
           const { history } = await runClaimedJob({ config, log, clock, nodeId: opts.nodeId, client, user, control: db, job });
           ran += 1;
           log.debug(`   Executed job ${job.package_name}; result: ${describeOutcome(history)}`);
-          if (history.status === 'failure') await opts.onFailure?.({ kind: 'job', client, user, history }).catch(() => undefined);
+          if (history.status === 'failure') await onFailure({ kind: 'job', client, user, history }).catch((e) => log.warn(`Sending a failure notification failed: ${(e as Error).message}`));
         } finally {
           await releaseJob(db, job.id).catch(() => undefined);
         }

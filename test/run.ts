@@ -21,7 +21,7 @@ async function main() {
   process.stderr.write(`test PostgreSQL on port ${pg.port} ready in ${Date.now() - started} ms\n`);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+    ['--import', 'tsx', '--test', '--test-force-exit', '--test-timeout=300000', '--test-concurrency=2', '--test-reporter=spec', ...files],
     { stdio: 'inherit', env: { ...process.env, KTS_TEST_PG: serverEnv(pg), TZ: process.env.TZ ?? 'Europe/Berlin' } },
   );
   pg.stop();

@@ -84,7 +84,9 @@ function readSections(file: string): Sections {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`Cannot read config file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const reason = { EACCES: 'permission denied', ENOENT: 'no such file', EISDIR: 'is a directory' }[code ?? ''];
+    throw new ConfigError(`Cannot read config file '${file}': ${reason ?? code ?? (e as Error).message}`);
   }
   return parseConfigStd(text, file);
 }

@@ -62,7 +62,9 @@ export function createLogger(opts: LoggerOptions): Logger {
   const journald = opts.journald ?? Boolean(process.env.JOURNAL_STREAM);
   const write = (level: Level, msg: string) => {
     const { bit, name } = FILE_LEVEL[level];
-    if (opts.file && (bit === 0 || (mask & bit) !== 0)) {
+    // Deliberate fix of spec §14.14: the daemon's own debug messages only need [task_server] debug
+    // (kivitendo also requires DEBUG1 in [debug] global_level, contrary to its config comment).
+    if (opts.file && (bit === 0 || (mask & bit) !== 0 || (level === 'debug1' && opts.taskServerDebug))) {
       try {
         fs.mkdirSync(path.dirname(opts.file), { recursive: true });
         fs.appendFileSync(opts.file, formatLogLine(new Date(), process.pid, name, msg));
@@ -85,6 +87,18 @@ export function createLogger(opts: LoggerOptions): Logger {
     warn: (m) => write('warn', m),
     error: (m) => write('error', m),
   };
+}
+
+/** A logger whose target can be replaced (SIGHUP re-creates it from the new configuration). */
+export function switchableLogger(initial: Logger): Logger & { target: Logger } {
+  const l = {
+    target: initial,
+    info: (m: string) => l.target.info(m),
+    debug: (m: string) => l.target.debug(m),
+    warn: (m: string) => l.target.warn(m),
+    error: (m: string) => l.target.error(m),
+  };
+  return l;
 }
 
 /** A logger that keeps lines in memory (tests, `check`). */

@@ -1,0 +1,66 @@
+// Start-up figures of the single executable: size, `--help` wall time, `start` until the pid file is
+// written (the CLI returns), until the first poll finished, idle RSS, `stop`.
+// Usage: npx tsx bench/startup.ts   (builds dist/ if needed, starts a throwaway PostgreSQL)
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cliEnv, DEFAULT_PID_FILE, ensureBinary, readIfExists, REPO, waitFor } from '../test/harness/cli';
+import { createInstallation } from '../test/harness/installation';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+function timed(file: string, args: string[], cwd = '/'): { ms: number; status: number | null; out: string } {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(file, args, { cwd, env: cliEnv(), encoding: 'utf8' });
+  return { ms: ms(t0), status: r.status, out: r.stdout + r.stderr };
+}
+
+async function main() {
+  const binary = ensureBinary();
+  const bundle = path.join(REPO, 'dist', 'kivitendo-task-server.js');
+  console.log(`binary size           ${mib(fs.statSync(binary).size)} (bundle ${(fs.statSync(bundle).size / 1024).toFixed(0)} KiB)`);
+
+  for (const [name, file, args] of [
+    ['--help (binary)', binary, ['--help']],
+    ['--help (node bundle)', process.execPath, [bundle, '--help']],
+  ] as const) {
+    timed(file, [...args]); // warm the page cache
+    const runs = Array.from({ length: 10 }, () => timed(file, [...args]).ms);
+    console.log(`${name.padEnd(21)} median ${median(runs).toFixed(0)} ms, min ${Math.min(...runs).toFixed(0)} ms (10 runs)`);
+  }
+
+  const inst = await createInstallation({ clients: [{ name: 'A' }, { name: 'B' }] });
+  try {
+    fs.mkdirSync(path.join(inst.root, 'scripts'));
+    const exe = path.join(inst.root, 'scripts', 'kivitendo-task-server');
+    fs.copyFileSync(binary, exe);
+    fs.chmodSync(exe, 0o755);
+    const log = path.join(inst.root, 'users', 'kivitendo-debug.log');
+    const t0 = process.hrtime.bigint();
+    const start = timed(exe, ['start']);
+    if (start.status !== 0) throw new Error(`start failed: ${start.out}`);
+    const pid = Number(readIfExists(DEFAULT_PID_FILE(inst.root))!.trim());
+    console.log(`start → pid file      ${start.ms.toFixed(0)} ms (CLI returned, pre-flight passed, pid ${pid})`);
+    const line = await waitFor('first poll', () => /first poll finished in (\d+) ms/.exec(readIfExists(log) ?? '') ?? undefined, 30_000);
+    console.log(`start → first poll    ${ms(t0).toFixed(0)} ms (daemon: sweep of 2 clients took ${line[1]} ms)`);
+    await sleep(3000);
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    console.log(`idle RSS after 3 s    ${/^VmRSS:\s*(.*)$/m.exec(status)![1]} (VmSize ${/^VmSize:\s*(.*)$/m.exec(status)![1]})`);
+    const stop = timed(exe, ['stop']);
+    console.log(`stop                  ${stop.ms.toFixed(0)} ms (exit ${stop.status})`);
+  } finally {
+    inst.remove();
+    inst.pg.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

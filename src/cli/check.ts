@@ -1,0 +1,110 @@
+// `check`: configuration, auth DB, pending auth upgrades, every client (task server user, database
+// reachable, due jobs), daemon state. Exit 0 when everything is fine, 1 with the reasons otherwise.
+// Never prints a password.
+import { formatLocalTimestamp } from '../clock';
+import { hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
+import { allClients, appliedAuthUpgradeTags } from '../db/auth';
+import { pendingUpgrades, readAuthUpgradeControls } from '../db/authUpgrades';
+import { openConnection, redact, type Client } from '../db/pg';
+import { nodeIdOf } from '../daemon/daemon';
+import { oneLine } from '../daemon/errors';
+import { pidState } from '../daemon/pidFile';
+import { readConfig } from '../daemon/preflight';
+import type { Context } from './control';
+import { PROGRAM } from './usage';
+
+/**
+ * The due-job selection of task_server.pl (spec §7.3) as a count. `now` is the local wall-clock time
+ * "YYYY-MM-DD HH:MM:SS".
+ */
+export const DUE_JOBS_WHERE = `(
+    (type = 'interval' AND active = TRUE AND next_run_at <= $1)
+ OR (type = 'once' AND active = TRUE AND last_run_at IS NULL
+     AND (cron_spec IS NULL OR cron_spec = '' OR next_run_at IS NULL OR next_run_at <= $1))
+)`;
+
+export async function countDueJobs(db: Client, now: string, nodeId: string, onlyThisNode: boolean): Promise<number> {
+  const nodeCond = onlyThisNode ? 'node_id = $2' : "(node_id IS NULL OR node_id = '' OR node_id = $2)";
+  const r = await db.query<{ n: string }>(`SELECT count(*) AS n FROM background_jobs WHERE ${DUE_JOBS_WHERE} AND ${nodeCond}`, [now, nodeId]);
+  return Number(r.rows[0].n);
+}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+
+export async function check(ctx: Context): Promise<number> {
+  const problems: string[] = [];
+  // Syntax errors etc. end here with one line; the deprecated keys are reported as a problem instead.
+  let config: Config;
+  try {
+    config = readConfig({ root: ctx.root, configPath: ctx.configPath, explicit: ctx.explicitConfig });
+  } catch (e) {
+    if ((e as { exitCode?: number }).exitCode !== 2) throw e;
+    config = loadConfig(ctx.root, ctx.configPath);
+  }
+  if (hasDeprecatedKeys(config)) problems.push("[task_server] still contains the deprecated keys 'login' and/or 'client'; remove them");
+  out(`Configuration looks okay (${config.files.join(', ')})`);
+  const nodeId = nodeIdOf(config);
+  out(`Node ID: ${nodeId}${config.taskServer.onlyRunTasksForThisNode ? ' (only jobs assigned to this node)' : ''}`);
+
+  const pw = config.authDb.password;
+  const a = config.authDb;
+  let auth: Client | undefined;
+  try {
+    auth = await openConnection(a, { applicationName: 'kivitendo-task-server check' });
+    out(`Auth database ${a.database} on ${a.host}:${a.port} as ${a.user}: ok`);
+  } catch (e) {
+    problems.push(`Auth database ${a.database} on ${a.host}:${a.port} as ${a.user} is not reachable: ${redact(oneLine(e), pw)}`);
+  }
+  if (auth) {
+    try {
+      const pending = pendingUpgrades(readAuthUpgradeControls(config.kivitendoDir), await appliedAuthUpgradeTags(auth));
+      if (pending.length) problems.push(`Auth database upgrades pending: ${pending.map((p) => p.tag).join(', ')}`);
+      else out('Auth database upgrades: none pending');
+      const logins = new Map<number, string>();
+      for (const r of (await auth.query<{ id: number; login: string }>('SELECT id, login FROM auth."user"')).rows) logins.set(r.id, r.login);
+      const clients = await allClients(auth);
+      if (!clients.some((c) => c.task_server_user_id !== null)) out('No client has a task server user: the task server has nothing to do');
+      const now = formatLocalTimestamp(new Date());
+      for (const c of clients) {
+        const head = `Client ${c.id} (${c.name})`;
+        if (c.task_server_user_id === null) {
+          out(`${head}: task server disabled (no task server user)`);
+          continue;
+        }
+        const login = logins.get(c.task_server_user_id);
+        if (!login) {
+          problems.push(`${head}: task server user ID ${c.task_server_user_id} does not exist`);
+          continue;
+        }
+        const where = `${c.dbname} on ${c.dbhost || 'localhost'}:${c.dbport || 5432}`;
+        let db: Client | undefined;
+        try {
+          db = await openConnection(
+            { host: c.dbhost || 'localhost', port: Number(c.dbport) || 5432, database: c.dbname, user: c.dbuser, password: c.dbpasswd ?? '' },
+            { applicationName: 'kivitendo-task-server check', connectTimeoutMs: 5000 },
+          );
+          const due = await countDueJobs(db, now, nodeId, config.taskServer.onlyRunTasksForThisNode);
+          out(`${head}: task server user ${login}, database ${where} reachable, ${due} job${due === 1 ? '' : 's'} due`);
+        } catch (e) {
+          problems.push(`${head}: task server user ${login}, database ${where} not usable: ${redact(redact(oneLine(e), c.dbpasswd), pw)}`);
+        } finally {
+          await db?.end().catch(() => undefined);
+        }
+      }
+    } catch (e) {
+      problems.push(`Cannot read the auth database: ${redact(oneLine(e), pw)}`);
+    } finally {
+      await auth.end().catch(() => undefined);
+    }
+  }
+
+  const s = pidState(ctx.pidFile);
+  out(s.state === 'running' ? `${PROGRAM} running - pid ${s.pid}` : s.state === 'dead' ? `${PROGRAM} dead (stale pid file)` : `No ${PROGRAM} running`);
+
+  if (problems.length) {
+    for (const p of problems) process.stderr.write(`Problem: ${p}\n`);
+    return 1;
+  }
+  out('Everything looks fine');
+  return 0;
+}

@@ -1,0 +1,158 @@
+// status / stop / restart / reload / start: the pid-file side of the CLI. `status` and `stop` need
+// no database and no valid configuration beyond its file name (spec §14.11, deliberate difference).
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { childReporter, foregroundReporter, startDetached } from '../daemon/detach';
+import { runDaemon, runJobOnce } from '../daemon/daemon';
+import { Fatal } from '../daemon/errors';
+import { alreadyRunningMessage, isAlive, pidState, readPid, removeStale } from '../daemon/pidFile';
+import type { CliOptions } from './args';
+import { PROGRAM } from './usage';
+
+export interface Context {
+  opts: CliOptions;
+  root: string;
+  configPath: string;
+  explicitConfig: boolean;
+  pidFile: string;
+}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+
+export const NOT_RUNNING = `No ${PROGRAM} running`;
+
+export function status(ctx: Context): number {
+  const s = pidState(ctx.pidFile);
+  if (s.state === 'running') {
+    out(`${PROGRAM} running - pid ${s.pid}`);
+    return 0;
+  }
+  if (s.state === 'dead') {
+    out(`${PROGRAM} dead`);
+    return 1;
+  }
+  out(NOT_RUNNING);
+  return 3;
+}
+
+/** Timing of the kill sequence (spec §2.6). */
+export const KILL_TIMING = { intWaitMs: 15_000, termWaitMs: 30_000, giveUpMs: 60_000, pollMs: 200 };
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return;
+    if (code === 'EPERM') throw new Fatal(`Error: Not allowed to send ${sig} to ${pid} (the daemon runs as another user)`, 4);
+    throw e;
+  }
+}
+
+async function waitGone(pid: number, untilMs: number): Promise<boolean> {
+  while (Date.now() < untilMs) {
+    if (!isAlive(pid)) return true;
+    await sleep(KILL_TIMING.pollMs);
+  }
+  return !isAlive(pid);
+}
+
+/** INT, wait; TERM, wait; KILL, wait — kivitendo's messages. Returns false if it would not die. */
+export async function killSequence(pid: number): Promise<boolean> {
+  const t0 = Date.now();
+  signal(pid, 'SIGINT');
+  out(`Killing ${pid}`);
+  if (await waitGone(pid, t0 + 1000)) return true;
+  out(`Waiting for ${pid} to die...`);
+  if (!(await waitGone(pid, t0 + KILL_TIMING.intWaitMs))) {
+    signal(pid, 'SIGTERM');
+    out(`Killing ${pid} with -TERM...`);
+    if (!(await waitGone(pid, t0 + KILL_TIMING.termWaitMs))) {
+      signal(pid, 'SIGKILL');
+      out(`Killing ${pid} with -KILL...`);
+      if (!(await waitGone(pid, t0 + KILL_TIMING.giveUpMs))) {
+        out(`Giving up on ${pid} ever dying.`);
+        return false;
+      }
+    }
+  }
+  out(`Process ${pid} is gone`);
+  return true;
+}
+
+function removeIfStillPid(file: string, pid: number) {
+  try {
+    if (readPid(file) === pid) fs.unlinkSync(file);
+  } catch {
+    /* gone already */
+  }
+}
+
+/** Stops a running daemon. Returns 0 (also when none ran) or 1 when it would not die. */
+export async function stop(ctx: Context): Promise<number> {
+  const s = pidState(ctx.pidFile);
+  if (s.state !== 'running') {
+    out(NOT_RUNNING);
+    if (s.state === 'dead') removeStale(ctx.pidFile);
+    return 0;
+  }
+  if (!(await killSequence(s.pid))) return 1;
+  removeIfStillPid(ctx.pidFile, s.pid);
+  return 0;
+}
+
+/** The arguments the detached child gets: same command line, made explicit. */
+function childArgs(ctx: Context): string[] {
+  const args = ['start', '--kivitendo-dir', ctx.root];
+  if (ctx.opts.configFile) args.push('-c', ctx.opts.configFile);
+  return args;
+}
+
+const journald = (ctx: Context) => ctx.opts.daemonChild === 'syslog' || Boolean(process.env.JOURNAL_STREAM);
+
+export async function start(ctx: Context): Promise<number> {
+  const loc = { root: ctx.root, configPath: ctx.configPath, explicit: ctx.explicitConfig };
+  if (ctx.opts.runJob !== undefined) {
+    return runJobOnce({ ...loc, jobId: ctx.opts.runJob, client: ctx.opts.client, journald: journald(ctx) });
+  }
+  if (ctx.opts.daemonChild) {
+    return runDaemon({ ...loc, reporter: childReporter(), detached: true, journald: journald(ctx) });
+  }
+  const s = pidState(ctx.pidFile);
+  if (s.state === 'running') {
+    out(alreadyRunningMessage(s.pid));
+    return ctx.opts.foreground ? 1 : 0;
+  }
+  if (ctx.opts.foreground) {
+    return runDaemon({ ...loc, reporter: foregroundReporter, detached: false, journald: journald(ctx) });
+  }
+  out(`Starting ${PROGRAM} server`);
+  const code = await startDetached({ args: childArgs(ctx), cwd: ctx.root });
+  if (code === 0) {
+    const now = pidState(ctx.pidFile);
+    if (now.state === 'running') out(`${PROGRAM} running - pid ${now.pid}`);
+  }
+  return code;
+}
+
+export async function restart(ctx: Context): Promise<number> {
+  const s = pidState(ctx.pidFile);
+  if (s.state === 'running') {
+    if (!(await killSequence(s.pid))) return 1;
+    removeIfStillPid(ctx.pidFile, s.pid);
+  } else {
+    out(NOT_RUNNING);
+  }
+  return start(ctx);
+}
+
+export async function reload(ctx: Context): Promise<number> {
+  const s = pidState(ctx.pidFile);
+  if (s.state === 'running') {
+    signal(s.pid, 'SIGHUP');
+    out('Requested reconfiguration');
+    return 0;
+  }
+  out(NOT_RUNNING);
+  return start(ctx);
+}

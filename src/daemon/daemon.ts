@@ -1,0 +1,188 @@
+// The daemon itself (foreground `start -f`, or the detached child of `start`) and the --run-job mode.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pidFilePath, type Config } from '../config/config';
+import { createLogger, switchableLogger, type Logger } from '../log/logger';
+import { runSingleJob, Scheduler } from '../scheduler/scheduler';
+import type { Reporter } from './detach';
+import { Fatal, oneLine } from './errors';
+import { acquirePidFile, AlreadyRunning, displayPath, type PidFileHandle } from './pidFile';
+import { preflight, readConfig, type ConfigLocation } from './preflight';
+import { installDaemonSignals } from './signals';
+import { memoryLimitExceeded } from './memoryLimit';
+
+export interface DaemonOptions extends ConfigLocation {
+  reporter: Reporter;
+  /** Running as the detached child of `start`. */
+  detached: boolean;
+  /** stderr goes to journald/syslog: prefix lines with <N>. */
+  journald: boolean;
+  /** How long running jobs may finish after SIGTERM/SIGINT. */
+  graceMs?: number;
+}
+
+export const DEFAULT_GRACE_MS = 10_000;
+
+export function createConfiguredLogger(config: Config, journald: boolean): Logger {
+  const file = config.debug.fileName ? path.resolve(config.kivitendoDir, config.debug.fileName) : '/tmp/lx-office-debug.log';
+  return createLogger({
+    file,
+    globalLevel: config.debug.globalLevel,
+    taskServerDebug: config.taskServer.debug,
+    stderr: true,
+    journald,
+  });
+}
+
+export function nodeIdOf(config: Config): string {
+  return config.taskServer.nodeId || os.hostname();
+}
+
+function note(msg: string, journald: boolean, prio = 6) {
+  try {
+    process.stderr.write(`${journald ? `<${prio}>` : ''}${msg}\n`);
+  } catch {
+    /* no stderr */
+  }
+}
+
+function ensurePidDir(file: string) {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Fatal(`Error: Cannot create directory ${path.dirname(file)}: ${code === 'EACCES' ? 'permission denied' : oneLine(e)}`);
+  }
+}
+
+/** Runs the daemon until it is stopped; returns the exit code. Throws Fatal for start-up failures. */
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const config = await preflight(opts);
+  const pidFile = pidFilePath(config);
+  const shownPidFile = displayPath(config.kivitendoDir, pidFile);
+  ensurePidDir(pidFile);
+  let handle: PidFileHandle;
+  try {
+    handle = acquirePidFile(pidFile);
+  } catch (e) {
+    if (e instanceof AlreadyRunning) {
+      // Started in the background while one runs: task_server.pl's exit 0. In the foreground (systemd,
+      // upstart, debug) this process cannot be the daemon: exit 1.
+      throw new Fatal(e.message, opts.detached ? 0 : 1, 'stdout');
+    }
+    throw e;
+  }
+  if (handle.replacedStalePid !== undefined) {
+    opts.reporter.out(
+      handle.replacedStalePid === null
+        ? `Replaced invalid pid file ${shownPidFile}`
+        : `Removed stale pid file ${shownPidFile} (pid ${handle.replacedStalePid} was not running)`,
+    );
+  }
+
+  if (opts.detached) {
+    // stdout/stderr feed `logger`; should it die, writes fail with EPIPE — that must not kill the daemon.
+    process.stdout.on('error', () => undefined);
+    process.stderr.on('error', () => undefined);
+  }
+  const log = switchableLogger(createConfiguredLogger(config, opts.journald));
+  const fatalExit = (what: string, e: unknown) => {
+    log.error(`${what}: ${oneLine(e)}`);
+    handle.release();
+    process.exit(1);
+  };
+  process.on('uncaughtException', (e) => fatalExit('Unexpected error', e));
+  process.on('unhandledRejection', (e) => fatalExit('Unexpected error', e));
+
+  note('Starting up...', opts.journald);
+  let current = config;
+  const nodeId = nodeIdOf(config);
+  let scheduler: Scheduler;
+  try {
+    scheduler = new Scheduler({ config, log, nodeId, memoryCheck: () => memoryLimitExceeded(current) });
+  } catch (e) {
+    handle.release();
+    throw new Fatal(`Error: Cannot start the scheduler: ${oneLine(e)}`);
+  }
+  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+
+  const uninstall = installDaemonSignals({
+    wake: () => scheduler.wake(),
+    stop: (signal, repeated) => {
+      if (repeated) {
+        note(`${signal} received again - exiting now`, opts.journald, 4);
+        handle.release();
+        process.exit(0);
+      }
+      note('Quitting...', opts.journald);
+      log.debug(`${signal} received, stopping (grace period ${graceMs} ms)`);
+      scheduler.stop(graceMs).then(
+        // run() resolves after stop(); should it not, leave anyway.
+        () => setTimeout(() => (handle.release(), process.exit(0)), 2000),
+        (e) => fatalExit('Error while stopping', e),
+      );
+    },
+    reload: () => {
+      note('Reconfiguration requested', opts.journald);
+      try {
+        const next = readConfig(opts);
+        if (next.taskServer.runAs !== current.taskServer.runAs) {
+          log.warn('[task_server] run_as changed: this only takes effect after a restart');
+        }
+        log.target = createConfiguredLogger(next, opts.journald);
+        scheduler.reload(next);
+        current = next;
+        log.info('Configuration reloaded');
+      } catch (e) {
+        log.error(`Reconfiguration failed, keeping the previous configuration: ${oneLine(e).replace(/\n/g, ' ')}`);
+      }
+    },
+  });
+
+  opts.reporter.ready(process.pid);
+  const started = performance.now();
+  scheduler.firstPoll.then(
+    () => log.debug(`first poll finished in ${Math.round(performance.now() - started)} ms`),
+    () => undefined,
+  );
+
+  let code = 0;
+  try {
+    // 'memory-limit' (logged by the scheduler) ends with exit 0 like kivitendo: the process manager
+    // (systemd Restart=always, upstart respawn) starts a fresh one.
+    await scheduler.run();
+  } catch (e) {
+    log.error(`The scheduler failed: ${oneLine(e)}`);
+    code = 1;
+  }
+  uninstall();
+  handle.release();
+  return code;
+}
+
+export interface RunJobOptions extends ConfigLocation {
+  jobId: number;
+  client?: string;
+  journald: boolean;
+}
+
+/**
+ * --run-job=ID: run one job now and exit (always in the foreground). Unlike task_server.pl this does
+ * not take the pid file, so it also works while the daemon runs (spec §14.7).
+ */
+export async function runJobOnce(opts: RunJobOptions): Promise<number> {
+  const config = await preflight(opts);
+  const log = createConfiguredLogger(config, opts.journald);
+  let count: number;
+  try {
+    count = await runSingleJob({ config, log, nodeId: nodeIdOf(config) }, opts.jobId, opts.client);
+  } catch (e) {
+    throw new Fatal(`Error: ${oneLine(e)}`);
+  }
+  if (count === 0) {
+    throw new Fatal(`Error: No background job with ID ${opts.jobId} found in ${opts.client ? `client ${opts.client}` : 'any enabled client'}`);
+  }
+  return 0;
+}

@@ -1,0 +1,9 @@
+// kivitendo-task-server: drop-in replacement of kivitendo's scripts/task_server.pl.
+// The SIGALRM handler must exist before anything else runs (Node's default action terminates).
+import './daemon/alarm';
+import { exitWith, runCli } from './cli/run';
+
+runCli(process.argv.slice(2)).then(exitWith, (e: unknown) => {
+  process.stderr.write(`Error: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`);
+  exitWith(1);
+});

@@ -4,30 +4,15 @@
 import { formatLocalTimestamp } from '../clock';
 import { hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
 import { allClients, appliedAuthUpgradeTags } from '../db/auth';
+import { countDueJobs } from '../db/backgroundJobs';
+import { resolveNodeId } from '../scheduler/scheduler';
 import { pendingUpgrades, readAuthUpgradeControls } from '../db/authUpgrades';
 import { openConnection, redact, type Client } from '../db/pg';
-import { nodeIdOf } from '../daemon/daemon';
 import { oneLine } from '../daemon/errors';
 import { pidState } from '../daemon/pidFile';
 import { readConfig } from '../daemon/preflight';
 import type { Context } from './control';
 import { PROGRAM } from './usage';
-
-/**
- * The due-job selection of task_server.pl (spec §7.3) as a count. `now` is the local wall-clock time
- * "YYYY-MM-DD HH:MM:SS".
- */
-export const DUE_JOBS_WHERE = `(
-    (type = 'interval' AND active = TRUE AND next_run_at <= $1)
- OR (type = 'once' AND active = TRUE AND last_run_at IS NULL
-     AND (cron_spec IS NULL OR cron_spec = '' OR next_run_at IS NULL OR next_run_at <= $1))
-)`;
-
-export async function countDueJobs(db: Client, now: string, nodeId: string, onlyThisNode: boolean): Promise<number> {
-  const nodeCond = onlyThisNode ? 'node_id = $2' : "(node_id IS NULL OR node_id = '' OR node_id = $2)";
-  const r = await db.query<{ n: string }>(`SELECT count(*) AS n FROM background_jobs WHERE ${DUE_JOBS_WHERE} AND ${nodeCond}`, [now, nodeId]);
-  return Number(r.rows[0].n);
-}
 
 const out = (line: string) => process.stdout.write(line + '\n');
 
@@ -43,7 +28,7 @@ export async function check(ctx: Context): Promise<number> {
   }
   if (hasDeprecatedKeys(config)) problems.push("[task_server] still contains the deprecated keys 'login' and/or 'client'; remove them");
   out(`Configuration looks okay (${config.files.join(', ')})`);
-  const nodeId = nodeIdOf(config);
+  const nodeId = resolveNodeId(config);
   out(`Node ID: ${nodeId}${config.taskServer.onlyRunTasksForThisNode ? ' (only jobs assigned to this node)' : ''}`);
 
   const pw = config.authDb.password;
@@ -83,7 +68,7 @@ export async function check(ctx: Context): Promise<number> {
             { host: c.dbhost || 'localhost', port: Number(c.dbport) || 5432, database: c.dbname, user: c.dbuser, password: c.dbpasswd ?? '' },
             { applicationName: 'kivitendo-task-server check', connectTimeoutMs: 5000 },
           );
-          const due = await countDueJobs(db, now, nodeId, config.taskServer.onlyRunTasksForThisNode);
+          const due = await countDueJobs(db, now, { nodeId, onlyRunTasksForThisNode: config.taskServer.onlyRunTasksForThisNode });
           out(`${head}: task server user ${login}, database ${where} reachable, ${due} job${due === 1 ? '' : 's'} due`);
         } catch (e) {
           problems.push(`${head}: task server user ${login}, database ${where} not usable: ${redact(redact(oneLine(e), c.dbpasswd), pw)}`);

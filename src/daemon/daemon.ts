@@ -1,11 +1,10 @@
 // The daemon itself (foreground `start -f`, or the detached child of `start`) and the --run-job mode.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pidFilePath, type Config } from '../config/config';
 import { createLogger, switchableLogger, type Logger } from '../log/logger';
-import { runSingleJob, Scheduler } from '../scheduler/scheduler';
+import { resolveNodeId, runSingleJob, Scheduler } from '../scheduler/scheduler';
 import type { Reporter } from './detach';
 import { Fatal, oneLine } from './errors';
 import { acquirePidFile, AlreadyRunning, displayPath, type PidFileHandle } from './pidFile';
@@ -34,10 +33,6 @@ export function createConfiguredLogger(config: Config, journald: boolean): Logge
     stderr: true,
     journald,
   });
-}
-
-export function nodeIdOf(config: Config): string {
-  return config.taskServer.nodeId || os.hostname();
 }
 
 function note(msg: string, journald: boolean, prio = 6) {
@@ -98,7 +93,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   note('Starting up...', opts.journald);
   let current = config;
-  const nodeId = nodeIdOf(config);
+  const nodeId = resolveNodeId(config);
   let scheduler: Scheduler;
   try {
     scheduler = new Scheduler({ config, log, nodeId, memoryCheck: () => memoryLimitExceeded(current) });
@@ -177,7 +172,7 @@ export async function runJobOnce(opts: RunJobOptions): Promise<number> {
   const log = createConfiguredLogger(config, opts.journald);
   let count: number;
   try {
-    count = await runSingleJob({ config, log, nodeId: nodeIdOf(config) }, opts.jobId, opts.client);
+    count = await runSingleJob({ config, log, nodeId: resolveNodeId(config) }, opts.jobId, opts.client);
   } catch (e) {
     throw new Fatal(`Error: ${oneLine(e)}`);
   }

@@ -117,6 +117,11 @@ test('failure notification: one mail per failed job run, one per client outage, 
     assert.equal(outageMails.length, 1, bodies.join('\n----\n'));
     assert.ok(!sink.messages.some((m) => m.raw.includes('wrong-secret') || m.raw.includes(inst.pg.password)));
     assert.equal(sink.messages[0].headers['subject'], 'kivitendo Task-Server: Hintergrundjob fehlgeschlagen');
+    // The reference data has defaults.email_journal = 2: the job's failure mail is journaled.
+    const db = await inst.clientDb('A');
+    const journal = await db.query(`SELECT status, subject, recipients FROM email_journal`);
+    await db.end();
+    assert.deepEqual(journal.rows, [{ status: 'sent', subject: "kivitendo Task-Server: Hintergrundjob fehlgeschlagen", recipients: "admin@example.com" }]);
   } finally {
     inst.writeConfig();
     await sink.close();

@@ -42,9 +42,8 @@ async function sendReport(ctx: JobContext, t8: Translator, rows: BelowRow[], err
   let email = mailTo || (config.send_email_to ? await loginEmail(ctx, config.send_email_to) : undefined) || '';
   if (!email) return '';
   const extra = (opts.email as string | undefined) ?? '';
-  // kivitendo appends it after a space; its mailer (Email::Address) reads that as two addresses and
-  // writes them comma-separated, which is what the list given to our mailer says directly.
-  if (/(\S+)@(\S+)$/.test(extra)) email += ', ' + extra;
+  // Joined by a blank as kivitendo does: the mailer's parseAddressList reads "a@x b@y" as two.
+  if (/(\S+)@(\S+)$/.test(extra)) email += ' ' + extra;
 
   const defaults = await ctx.db.query<{ templates: string | null }>('SELECT templates FROM defaults LIMIT 1');
   const file = config.email_template || `${defaults.rows[0]?.templates || 'templates/mails'}/below_minimum_stock/error_email.html`;

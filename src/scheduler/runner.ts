@@ -6,6 +6,7 @@ import { formatLocalTimestamp, type Clock } from '../clock';
 import type { Config, DbParams } from '../config/config';
 import { recordRun, saveJobData } from '../db/backgroundJobs';
 import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
+import { lazyJournal } from '../db/emailJournal';
 import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
 import { findJobPackage, KIVITENDO_PACKAGES } from '../jobs/registry';
@@ -114,7 +115,12 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
         clock,
         nodeId: p.nodeId,
         log: p.log,
-        mailer: createMailer(p.config, p.user.settings.email),
+        // kivitendo journals on the job's own DB handle, so a job that rolls back loses the row
+        // too; the hook therefore writes through `db`, not through `control`.
+        mailer: createMailer(p.config, p.user.settings.email, {
+          journal: lazyJournal(db, p.user.login, () => clock.now()),
+          warn: (m) => p.log.warn(m),
+        }),
         signal,
       });
       try {

@@ -28,14 +28,7 @@ after(() => {
   inst.remove();
 });
 
-async function q(client: string, sql: string, params: unknown[] = []) {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query(sql, params)).rows;
-  } finally {
-    await db.end();
-  }
-}
+const q = (client: string, sql: string, params: unknown[] = []) => inst.query(client, sql, params);
 
 /** A files row with one version whose content is written where the Filesystem backend keeps it. */
 async function addFile(client: string, name: string, mime: string, content: string | Buffer | null, opts: { backend?: string; mtime?: string | null } = {}) {

@@ -44,14 +44,7 @@ function config(selfTest: Record<string, string>, mail?: Record<string, string>)
   });
 }
 
-async function q(client: string, sql: string, params: unknown[] = []) {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query(sql, params)).rows;
-  } finally {
-    await db.end();
-  }
-}
+const q = (client: string, sql: string, params: unknown[] = []) => inst.query(client, sql, params);
 
 async function mailsAfter(n: number, run: () => Promise<unknown>) {
   const before = sink.messages.length;

@@ -21,14 +21,7 @@ before(async () => {
 });
 after(() => inst.remove());
 
-async function q(client: string, sql: string, params: unknown[] = []) {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query(sql, params)).rows;
-  } finally {
-    await db.end();
-  }
-}
+const q = (client: string, sql: string, params: unknown[] = []) => inst.query(client, sql, params);
 
 const NOW = new Date(2026, 2, 10, 12, 0, 0); // 2026-03-10 12:00:00 local
 

@@ -20,14 +20,7 @@ before(async () => {
 });
 after(() => inst.remove());
 
-async function withDb<T>(client: string, fn: (db: Client) => Promise<T>): Promise<T> {
-  const db = await inst.clientDb(client);
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
-}
+const withDb = <T>(client: string, fn: (db: Client) => Promise<T>) => inst.withClientDb(client, fn);
 
 const at = (y: number, m: number, d: number, h = 10, mi = 0, s = 0) => new Date(y, m - 1, d, h, mi, s);
 

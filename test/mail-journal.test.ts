@@ -42,14 +42,7 @@ beforeEach(() => {
   resetImapWarning();
 });
 
-async function withDb<T>(client: string, fn: (db: Client) => Promise<T>): Promise<T> {
-  const db = await inst.clientDb(client);
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
-}
+const withDb = <T>(client: string, fn: (db: Client) => Promise<T>) => inst.withClientDb(client, fn);
 
 interface JournalRow {
   id: number;

@@ -25,14 +25,7 @@ function startServer(n: number) {
   return s;
 }
 
-async function query<T = Record<string, unknown>>(client: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query(sql, params)).rows as T[];
-  } finally {
-    await db.end();
-  }
-}
+const query = <T = Record<string, unknown>>(client: string, sql: string, params: unknown[] = []) => inst.query<T>(client, sql, params);
 
 before(async () => {
   inst = await createInstallation({ clients: CLIENTS.map((name) => ({ name })) });

@@ -20,14 +20,8 @@ before(async () => {
 });
 after(() => inst.remove());
 
-async function histories(client: string, packageName = 'Test') {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query('SELECT * FROM background_job_histories WHERE package_name = $1 ORDER BY id', [packageName])).rows;
-  } finally {
-    await db.end();
-  }
-}
+const histories = (client: string, packageName = 'Test') =>
+  inst.query(client, 'SELECT * FROM background_job_histories WHERE package_name = $1 ORDER BY id', [packageName]);
 
 async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
   const until = Date.now() + ms;

@@ -36,6 +36,10 @@ export interface Installation {
   configFile: string;
   /** Connect (as superuser) to a client's DB by client name. Caller ends it. */
   clientDb(name: string): Promise<Client>;
+  /** Runs fn on a fresh connection to a client's DB and closes it. */
+  withClientDb<T>(name: string, fn: (db: Client) => Promise<T>): Promise<T>;
+  /** One statement on a client's DB; its rows. */
+  query<T = Record<string, any>>(name: string, sql: string, params?: unknown[]): Promise<T[]>;
   authConnection(): Promise<Client>;
   /** Rewrites config/kivitendo.conf from sections (merged over the generated DB settings). */
   writeConfig(extra?: Record<string, Record<string, string>>): void;
@@ -113,6 +117,17 @@ export async function createInstallation(opts: InstallationOptions = {}): Promis
     configFile,
     async clientDb(name) {
       return connect(pg, clients[name].dbname);
+    },
+    async withClientDb(name, fn) {
+      const db = await connect(pg, clients[name].dbname);
+      try {
+        return await fn(db);
+      } finally {
+        await db.end();
+      }
+    },
+    async query(name, sql, params = []) {
+      return inst.withClientDb(name, async (db) => (await db.query(sql, params)).rows);
     },
     authConnection() {
       return connect(pg, authDb);

@@ -59,7 +59,7 @@ async function latency() {
       }
     }
   };
-  const s = new Scheduler({ config, log: { ...log, error: started }, nodeId: 'bench' });
+  const s = new Scheduler({ config, log: { ...log, notice: started }, nodeId: "bench" });
   const loop = s.run();
   while (due.size > 0 && Date.now() < first.getTime() + perClient * 1000 + 10_000) await new Promise((r) => setTimeout(r, 100));
   console.log(

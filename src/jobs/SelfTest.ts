@@ -87,7 +87,7 @@ export const SelfTest: JobPackage = {
 
     const status = aggregate.failed > 0 ? 'FAIL' : aggregate.passed > 0 ? 'PASS' : 'NOTESTS';
     if (perlTrue(config.log_to_file)) {
-      ctx.log.error(
+      ctx.log.notice(
         `[SL::BackgroundJob::SelfTest] SelfTest status: ${status}, passed: ${aggregate.passed}, failed: ${aggregate.failed}, unexpectedly succeeded: 0`,
       );
     }

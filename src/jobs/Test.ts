@@ -14,8 +14,8 @@ export const Test: JobPackage = {
     readDataOptions(rest, {}, NAME);
     const exceptionText = perlScalar(exception, 'exception', NAME);
     const resultText = perlScalar(result, 'result', NAME);
-    // Level 0 (ctx.log.error) is written whatever [debug] global_level says, as in kivitendo.
-    ctx.log.error(`Test job ID ${ctx.job.id} is being executed on node ${ctx.nodeId}.`);
+    // Level 0 (ctx.log.notice) is written whatever [debug] global_level says, as in kivitendo.
+    ctx.log.notice(`Test job ID ${ctx.job.id} is being executed on node ${ctx.nodeId}.`);
     if (perlTrue(exceptionText)) throw new JobError(`Oh cruel world: ${exceptionText}`);
     return 'result' in ctx.data ? resultText : 1;
   },

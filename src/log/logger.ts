@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export type Level = 'info' | 'debug1' | 'warn' | 'error';
+export type Level = 'info' | 'debug1' | 'warn' | 'error' | 'notice';
 
 export interface Logger {
   info(msg: string): void;
@@ -11,6 +11,8 @@ export interface Logger {
   debug(msg: string): void;
   warn(msg: string): void;
   error(msg: string): void;
+  /** kivitendo's level-0 messages (written whatever global_level says) that are not errors. */
+  notice(msg: string): void;
 }
 
 const LEVEL_BITS: Record<string, number> = {
@@ -32,8 +34,9 @@ const FILE_LEVEL: Record<Level, { bit: number; name: string }> = {
   debug1: { bit: LEVEL_BITS.DEBUG1, name: 'debug1' },
   warn: { bit: LEVEL_BITS.WARN, name: 'WARNING' },
   error: { bit: 0, name: '' }, // level 0: always written
+  notice: { bit: 0, name: '' },
 };
-const JOURNAL_PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug1: 7 };
+const JOURNAL_PRIORITY: Record<Level, number> = { error: 3, warn: 4, notice: 5, info: 6, debug1: 7 };
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 function fileTimestamp(d: Date): string {
@@ -86,6 +89,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     warn: (m) => write('warn', m),
     error: (m) => write('error', m),
+    notice: (m) => write('notice', m),
   };
 }
 
@@ -97,6 +101,7 @@ export function switchableLogger(initial: Logger): Logger & { target: Logger } {
     debug: (m: string) => l.target.debug(m),
     warn: (m: string) => l.target.warn(m),
     error: (m: string) => l.target.error(m),
+    notice: (m: string) => l.target.notice(m),
   };
   return l;
 }
@@ -109,5 +114,6 @@ export function memoryLogger(lines: string[] = []): Logger & { lines: string[] }
     debug: (m) => lines.push(`DEBUG task server: ${m}`),
     warn: (m) => lines.push(`WARN ${m}`),
     error: (m) => lines.push(`ERROR ${m}`),
+    notice: (m) => lines.push(`NOTICE ${m}`),
   };
 }

@@ -10,7 +10,8 @@ export async function addDemoSubscription(db: Client): Promise<{ configId: numbe
   const currency = await db.query(`SELECT currency_id FROM defaults`);
   const employee = await db.query(`SELECT id FROM employee ORDER BY id LIMIT 1`);
   const customer = await db.query(
-    `INSERT INTO customer (name, customernumber, taxzone_id, currency_id, taxincluded) VALUES ('Demo Kunde AG', 'D-1', $1, $2, false) RETURNING id`,
+    `INSERT INTO customer (name, customernumber, taxzone_id, currency_id, taxincluded, country_id)
+     VALUES ('Demo Kunde AG', 'D-1', $1, $2, false, (SELECT id FROM countries WHERE iso2 = 'DE')) RETURNING id`,
     [zone.rows[0].id, currency.rows[0].currency_id],
   );
   const parts: number[] = [];

@@ -47,6 +47,9 @@ describe('start / status / stop (detached)', { concurrency: false }, () => {
     assert.deepEqual(lines(r.stdout), ['Starting kivitendo-background-jobs server', `kivitendo-background-jobs running - pid ${pid}`]);
     assert.ok(alive(pid));
     assert.notEqual(pid, process.pid);
+    // The detached daemon runs with a small V8 young generation (flat RSS, README).
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    assert.ok(environ.some((v) => v.startsWith('NODE_OPTIONS=') && v.includes('--max-semi-space-size=1')), 'NODE_OPTIONS of the daemon');
   });
 
   test('status: running - pid N, exit 0', async () => {

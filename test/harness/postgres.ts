@@ -96,7 +96,8 @@ function makeServer(binDir: string, dataDir: string, port: number, owner: boolea
       fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
     },
     restart() {
-      ctl('restart', '-m', 'fast', '-w', '-t', '60');
+      // -l as in start: without it the postmaster inherits pg_ctl's stdout pipe and spawnSync never returns.
+      ctl('restart', '-m', 'fast', '-w', '-t', '60', '-l', logFile);
     },
     halt() {
       ctl('stop', '-m', 'fast', '-w');

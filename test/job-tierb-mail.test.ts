@@ -7,6 +7,7 @@ import { after, before, beforeEach, test } from 'node:test';
 import type { Client } from 'pg';
 import { createInstallation, type Installation } from './harness/installation';
 import { runJob } from './harness/jobs';
+import { freePort } from './harness/postgres';
 import { startSmtpSink, type SmtpSink } from './harness/smtpSink';
 
 let inst: Installation;
@@ -25,9 +26,7 @@ before(async () => {
     clients: [{ name: 'Fail' }, { name: 'Stock' }, { name: 'Fu' }],
   });
   sink = await startSmtpSink();
-  const closed = await startSmtpSink();
-  deadPort = closed.port;
-  await closed.close();
+  deadPort = await freePort(); // nothing listens there
 });
 after(async () => {
   await sink.close();

@@ -10,6 +10,7 @@ import { notifyFailure } from '../src/mail/failureNotification';
 import { createMailer, MailError, resetImapWarning } from '../src/mail/mailer';
 import { createInstallation, type Installation } from './harness/installation';
 import { runJob } from './harness/jobs';
+import { freePort } from './harness/postgres';
 import { startSmtpSink, type SmtpSink } from './harness/smtpSink';
 
 let inst: Installation;
@@ -22,9 +23,7 @@ before(async () => {
     clients: [{ name: 'Journal' }, { name: 'Stock' }, { name: 'Direct' }, { name: 'Off' }],
   });
   sink = await startSmtpSink();
-  const closed = await startSmtpSink();
-  deadPort = closed.port;
-  await closed.close();
+  deadPort = await freePort(); // nothing listens there
 });
 after(async () => {
   await sink.close();

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { mergeSections, parseConfigStd, perlTrue, Sections } from './configStd';
+import { isFile } from '../fsutil';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -69,14 +70,6 @@ export function resolveConfigPath(kivitendoDir: string, cliPath?: string): strin
     }
   }
   throw new ConfigError(`No configuration file found (looked for ${DEFAULT_CONFIG_CANDIDATES.join(', ')} in ${kivitendoDir}).`);
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function readSections(file: string): Sections {

@@ -1,9 +1,9 @@
 // The auth database (schema `auth`): enabled clients, the task server user, applied upgrades.
 // spec task-server.md §5.1, §6.2, §6.3 step 8.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from './pg';
 import type { ClientRow, TaskServerUser } from '../jobs/types';
+import { isDir } from '../fsutil';
 
 /** Clients with a task server user, by id (kivitendo has no ORDER BY; any order is allowed). */
 export async function enabledClients(auth: Client): Promise<ClientRow[]> {
@@ -62,14 +62,6 @@ export function buildUser(
   settings.login = login;
   if (id !== null) settings.id = String(id);
   return { id, login, settings };
-}
-
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 export async function appliedAuthUpgradeTags(auth: Client): Promise<Set<string>> {

@@ -1,12 +1,12 @@
 // kivitendo's CreateOrUpdateFileFullTexts (spec jobs.md): fills file_full_texts for PDF, HTML and
 // plain-text files whose text is missing or older than the file. Each row is saved on its own, as
 // kivitendo does; a file that cannot be loaded is skipped with a warning.
-import fs from 'node:fs';
 import path from 'node:path';
 import { readDataOptions } from './dataOptions';
 import { EXTRACTOR_BY_MIME_TYPE, MissingProgramError } from './full-texts/extract';
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
+import { isDir, isFile } from '../fsutil';
 
 const NAME = 'CreateOrUpdateFileFullTexts';
 
@@ -139,18 +139,3 @@ async function loadStorage(ctx: JobContext): Promise<Storage> {
   };
 }
 
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}

@@ -1,12 +1,12 @@
 // kivitendo's RemoveInvalidFileEntries (spec jobs.md, destructive): deletes every `files` row whose
 // content its storage backend cannot deliver, collecting the errors in data.file_errors. The job
 // row's data is saved at the start (status 1), after every error and at the end (status 2).
-import fs from 'node:fs';
 import path from 'node:path';
 import { readDataOptions } from './dataOptions';
 import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
+import { isDir, isFile } from '../fsutil';
 
 const NAME = 'RemoveInvalidFileEntries';
 const SCAN_START = 1;
@@ -22,22 +22,6 @@ interface FileRow {
 function canonpath(p: string): string {
   const parts = p.split('/').filter((s) => s !== '' && s !== '.');
   return p.startsWith('/') ? '/' + parts.join('/') : parts.join('/') || '.';
-}
-
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 /** SL::File::Object::get_file: the error kivitendo's backend dies with, or undefined if the file is there. */

@@ -1,7 +1,6 @@
 // The task server's failure notification mail (spec task-server.md §9). Deliberate differences from
 // task_server.pl (§14.13): the template never sees the client's DB password, a broken template
 // still produces a useful mail, and mailer failures are logged instead of swallowed.
-import fs from 'node:fs';
 import type { Config } from '../config/config';
 import { perlTrue } from '../config/configStd';
 import type { ClientRow } from '../jobs/types';
@@ -9,6 +8,7 @@ import type { Logger } from '../log/logger';
 import { formatKivitendoDate } from './kivitendoDate';
 import { createMailer, Mailer } from './mailer';
 import { renderTemplateFile, resolveTemplatePath } from './template';
+import { isFile } from '../fsutil';
 
 /** The failed background_job_histories row (as written by the runner). */
 export interface FailedHistory {
@@ -121,14 +121,6 @@ export async function notifyFailure(opts: NotifyFailureOptions): Promise<NotifyO
   } catch (e) {
     opts.log.warn(`Sending a failure notification failed: ${(e as Error).message}`);
     return 'send-failed';
-  }
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
   }
 }
 

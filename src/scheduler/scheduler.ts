@@ -119,10 +119,6 @@ export class Scheduler {
     return user?.settings.email;
   }
 
-  private get concurrency() {
-    return this.config.taskServer.concurrency;
-  }
-
   async run(): Promise<StopReason> {
     this.log.info(`The task server for node ${this.opts.nodeId} is up and running.`);
     while (!this.stopping) {

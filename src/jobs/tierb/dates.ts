@@ -1,54 +1,21 @@
 // Calendar helpers with the semantics of the Perl modules the tier B jobs use: kivitendo's date
 // parsing (SL::Locale::parse_date_to_object), DateTime's month arithmetic and strftime.
 
-export interface YMD {
-  y: number;
-  m: number;
-  d: number;
-}
+export type { Ymd as YMD } from '../periodic-invoices/dates';
+import { addDays, daysInMonth, formatYmd as isoDate, type Ymd as YMD } from '../periodic-invoices/dates';
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
-export function ymdOf(d: Date): YMD {
-  return { y: d.getFullYear(), m: d.getMonth() + 1, d: d.getDate() };
-}
+export { localYmd as ymdOf, formatYmd as isoDate } from '../periodic-invoices/dates';
 
 export function ymdUtcOf(d: Date): YMD {
   return { y: d.getUTCFullYear(), m: d.getUTCMonth() + 1, d: d.getUTCDate() };
 }
 
-export function isoDate(v: YMD): string {
-  return `${pad(v.y, 4)}-${pad(v.m)}-${pad(v.d)}`;
-}
 
-export function daysInMonth(y: number, m: number): number {
-  return new Date(Date.UTC(y, m, 0)).getUTCDate();
-}
-
-function normalise(y: number, m: number, d: number): YMD {
-  const t = new Date(Date.UTC(2000, 0, 1));
-  t.setUTCFullYear(y, m - 1, d);
-  return ymdUtcOf(t);
-}
-
-export function addDays(v: YMD, days: number): YMD {
-  return normalise(v.y, v.m, v.d + days);
-}
-
-/**
- * DateTime's `add(months => n)` for a date: with a negative n (DateTime's "preserve" end-of-month
- * mode) the last day of a month stays the last day; otherwise the day is clamped to the target
- * month's length (positive n uses "wrap" mode, which overflows instead).
- */
-export function addMonths(v: YMD, months: number): YMD {
-  const target = normalise(v.y, v.m + months, 1);
-  const last = daysInMonth(target.y, target.m);
-  if (months < 0) {
-    if (v.d === daysInMonth(v.y, v.m)) return { ...target, d: last };
-    return { ...target, d: Math.min(v.d, last) };
-  }
-  return normalise(target.y, target.m, v.d);
-}
+// DateTime's calendar arithmetic (month ends, "wrap" on add, "preserve" on subtract) is shared with
+// CreatePeriodicInvoices, whose golden scenarios pin it down.
+export { addDays, addMonths, daysInMonth } from '../periodic-invoices/dates';
 
 export class DateParseError extends Error {}
 

@@ -17,7 +17,7 @@ import {
 import { RunError } from './errors';
 import type { MasterData, OrderItemRow, OrderRow, PartRow } from './masterData';
 import { num, numText, round2 } from './money';
-import type { AssemblyComponent, CalcItem } from './pricesAndTaxes';
+import type { AssemblyComponent, CalcItem, PartInventory } from './pricesAndTaxes';
 import { periodVariables, replaceVariables, type PeriodVariables, type VariableLocale } from './variables';
 
 export interface InvoiceItemDraft {
@@ -52,6 +52,38 @@ export interface ConversionContext {
   md: MasterData;
   today: Ymd;
   locale: VariableLocale;
+}
+
+/** The accounts a part's cost of goods is booked on (Part::get_chart 'expense'/'inventory'). */
+function partInventory(md: MasterData, part: PartRow, taxzone: number): PartInventory {
+  if (part.buchungsgruppen_id === null) {
+    return { expenseChartId: null, inventoryChartId: null, missingBuchungsgruppe: part.partnumber, openPurchases: [] };
+  }
+  return {
+    expenseChartId: md.taxzoneCharts.get(`${taxzone}/${part.buchungsgruppen_id}`)?.expense ?? null,
+    inventoryChartId: md.inventoryCharts.get(part.buchungsgruppen_id) ?? null,
+    openPurchases: [],
+  };
+}
+
+/** The component tree of an assembly (spec §4.5), with the inventory data of its parts. */
+function assemblyComponents(md: MasterData, assembly: PartRow, taxzone: number, path: number[]): AssemblyComponent[] {
+  if (path.includes(assembly.id)) {
+    // kivitendo would recurse until it runs out of memory; refuse instead.
+    throw new RunError('Deep recursion on subroutine "_calculate_assembly_item"', `assembly ${assembly.partnumber} contains itself`);
+  }
+  return (md.assemblies.get(assembly.id) ?? []).map((entry) => {
+    const part = md.parts.get(entry.parts_id)!;
+    return {
+      partsId: part.id,
+      partType: part.part_type,
+      qty: entry.qty,
+      description: part.description,
+      unit: part.unit,
+      inventory: part.part_type === 'part' ? partInventory(md, part, taxzone) : null,
+      components: part.part_type === 'assembly' ? assemblyComponents(md, part, taxzone, [...path, assembly.id]) : [],
+    };
+  });
 }
 
 /** Perl truthiness of a string: '' and '0' are false. */
@@ -169,8 +201,8 @@ export function buildInvoice(cfg: ConfigRow, order: OrderRow | undefined, period
       partType: part.part_type,
       incomeChartId: charts.income,
       tax,
-      inventory: perpetual && part.part_type === 'part' ? { expenseChartId: charts.expense, inventoryChartId: md.inventoryCharts.get(part.buchungsgruppen_id!)!, openPurchases: [] } : null,
-      components: [] as AssemblyComponent[],
+      inventory: perpetual && part.part_type === 'part' ? partInventory(md, part, taxzone) : null,
+      components: perpetual && part.part_type === 'assembly' ? assemblyComponents(md, part, taxzone, []) : [],
     };
     draft.items.push({
       source: it,

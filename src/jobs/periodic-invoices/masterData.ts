@@ -117,6 +117,11 @@ async function sequential(_db: Client, fns: (() => Promise<QueryResult<any>>)[])
   return out;
 }
 
+export interface AssemblyEntry {
+  parts_id: number;
+  qty: number;
+}
+
 interface TaxkeyRow {
   id: number;
   tax_id: number;
@@ -144,6 +149,8 @@ export class MasterData {
   customerPaymentIds = new Map<number, number | null>();
   itemCvars = new Map<number, CustomVariableRow[]>();
   customShiptos = new Map<number, ShiptoRow>();
+  /** Assembly part id → its components in `assembly.position` order (perpetual inventory only). */
+  assemblies = new Map<number, AssemblyEntry[]>();
   private bfCache = new Map<string, number>();
 
   /** The reference tables (small, loaded in full). */
@@ -228,6 +235,7 @@ export class MasterData {
       () => db.query(`SELECT * FROM shipto WHERE module = 'OE' AND trans_id = ANY($1::integer[])`, [ids]),
     ]);
     for (const p of parts.rows) this.parts.set(p.id, { ...p, lastcost: num(p.lastcost) });
+    if (this.defaults.inventory_system === 'perpetual') await this.loadAssemblies(db);
     for (const c of customers.rows) this.customerPaymentIds.set(c.id, c.payment_id);
     for (const cv of cvars.rows) {
       const list = this.itemCvars.get(cv.trans_id) ?? [];
@@ -256,6 +264,33 @@ export class MasterData {
     if (missing.length) {
       const terms = await db.query<PaymentTermsRow>('SELECT id, terms_netto, auto_calculation FROM payment_terms WHERE id = ANY($1::integer[])', [missing]);
       for (const t of terms.rows) this.paymentTerms.set(t.id, t);
+    }
+  }
+
+  /**
+   * The component lists of every loaded assembly, level by level down to the leaves, with their
+   * parts. Only perpetual inventory books components (spec §4.5).
+   */
+  private async loadAssemblies(db: Client): Promise<void> {
+    for (;;) {
+      const ids = [...this.parts.values()].filter((p) => p.part_type === 'assembly' && !this.assemblies.has(p.id)).map((p) => p.id);
+      if (ids.length === 0) return;
+      // kivitendo's relationship sorts by position only; assembly_id makes ties deterministic.
+      const rows = await db.query<{ id: number; parts_id: number; qty: string | null }>(
+        'SELECT id, parts_id, qty::text AS qty FROM assembly WHERE id = ANY($1::integer[]) ORDER BY position, assembly_id',
+        [ids],
+      );
+      for (const id of ids) this.assemblies.set(id, []);
+      for (const r of rows.rows) this.assemblies.get(r.id)!.push({ parts_id: r.parts_id, qty: num(r.qty) ?? 0 });
+      const missing = [...new Set(rows.rows.map((r) => r.parts_id))].filter((p) => !this.parts.has(p));
+      if (missing.length) {
+        const parts = await db.query(
+          `SELECT id, partnumber, description, unit, lastcost::text AS lastcost, price_factor_id, part_type::text AS part_type, buchungsgruppen_id
+             FROM parts WHERE id = ANY($1::integer[])`,
+          [missing],
+        );
+        for (const p of parts.rows) this.parts.set(p.id, { ...p, lastcost: num(p.lastcost) });
+      }
     }
   }
 

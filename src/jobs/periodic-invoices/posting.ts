@@ -5,11 +5,11 @@
 import type { Client } from '../../db/pg';
 import type { InvoiceDraft } from './conversion';
 import { formatYmd } from './dates';
-import { objectSave } from './errors';
+import { objectSave, RunError } from './errors';
 import { nextInvoiceNumber } from './invoiceNumbers';
 import type { MasterData } from './masterData';
 import { numText } from './money';
-import { calculatePricesAndTaxes, type CalcResult } from './pricesAndTaxes';
+import { calculatePricesAndTaxes, InventoryChartError, type AssemblyComponent, type CalcResult, type PartInventory } from './pricesAndTaxes';
 
 /** Invoice numbers of the run: one lock, one read of ar, one defaults row lock (§4.6). */
 export class InvoiceNumberAllocator {
@@ -81,19 +81,38 @@ export interface PostContext {
   exchangerate: (currencyId: number | null, date: string) => Promise<number>;
 }
 
-/** Loads the open purchase rows for the parts of a perpetual-inventory invoice (physical order). */
+/** Every PartInventory of the invoice: direct parts and the parts inside assemblies. */
+function inventories(draft: InvoiceDraft): { partsId: number; inv: PartInventory }[] {
+  const out: { partsId: number; inv: PartInventory }[] = [];
+  const walk = (components: AssemblyComponent[]) => {
+    for (const c of components) {
+      if (c.inventory) out.push({ partsId: c.partsId, inv: c.inventory });
+      walk(c.components);
+    }
+  };
+  for (const item of draft.items) {
+    if (item.calc.inventory) out.push({ partsId: item.part.id, inv: item.calc.inventory });
+    walk(item.calc.components);
+  }
+  return out;
+}
+
+/**
+ * Loads the open purchase rows for the parts of a perpetual-inventory invoice (physical order, as
+ * kivitendo's unordered iterator sees them). Rows allocated by earlier invoices of this run are
+ * already updated in the transaction.
+ */
 async function loadOpenPurchases(pc: PostContext, draft: InvoiceDraft): Promise<void> {
-  const partIds = draft.items.filter((i) => i.calc.inventory).map((i) => i.part.id);
-  if (partIds.length === 0) return;
+  const invs = inventories(draft);
+  if (invs.length === 0) return;
   const r = await pc.db.query(
     `SELECT id, parts_id, base_qty, allocated, sellprice::text AS sellprice, discount FROM invoice
       WHERE parts_id = ANY($1::integer[]) AND (base_qty + allocated) < 0`,
-    [partIds],
+    [[...new Set(invs.map((i) => i.partsId))]],
   );
-  for (const item of draft.items) {
-    if (!item.calc.inventory) continue;
-    item.calc.inventory.openPurchases = r.rows
-      .filter((row) => row.parts_id === item.part.id)
+  for (const { partsId, inv } of invs) {
+    inv.openPurchases = r.rows
+      .filter((row) => row.parts_id === partsId)
       .map((row) => ({ id: row.id, baseQty: Number(row.base_qty), allocated: Number(row.allocated ?? 0), sellprice: Number(row.sellprice), discount: Number(row.discount ?? 0) }));
   }
 }
@@ -110,13 +129,19 @@ export async function postInvoice(pc: PostContext, draft: InvoiceDraft): Promise
   if (currencyName !== md.defaultCurrencyName) r = (await pc.exchangerate(order.currency_id, today)) || 1;
 
   if (perpetual) await loadOpenPurchases(pc, draft);
-  const calc = calculatePricesAndTaxes({
-    taxincluded: draft.taxincluded,
-    exchangerate: r,
-    precision: md.defaults.precision,
-    perpetual,
-    items: draft.items.map((i) => i.calc),
-  });
+  let calc: CalcResult;
+  try {
+    calc = calculatePricesAndTaxes({
+      taxincluded: draft.taxincluded,
+      exchangerate: r,
+      precision: md.defaults.precision,
+      perpetual,
+      items: draft.items.map((i) => i.calc),
+    });
+  } catch (e) {
+    if (e instanceof InventoryChartError) throw new RunError(e.kivitendoMessage, e.detail);
+    throw e;
+  }
 
   const invnumber = await pc.numbers.next();
   const ar: Record<(typeof AR_COLUMNS)[number], unknown> = {
@@ -183,9 +208,12 @@ export async function postInvoice(pc: PostContext, draft: InvoiceDraft): Promise
     sourceOfRow.push(it.id);
     for (const c of res.components) {
       position += 1;
+      // kivitendo builds these rows after the price calculation from part, qty, allocated and
+      // the zero prices only; every other column is the model default (price factors 1, price
+      // sources '', subtotal false) or NULL (base_qty, discount, margins, ordnumber, donumber …).
       rows.push([
-        arId, position, c.partsId, c.description, null, numText(c.qty), '0', '0', '0', null, null, null, null, null, c.unit, null,
-        null, '', '', false, null, order.ordnumber, '', numText(c.qty), '1', '1', '0', '0', numText(c.allocated), true,
+        arId, position, c.partsId, c.description, null, numText(c.qty), '0', '0', null, null, null, null, null, null, c.unit, null,
+        null, '', '', false, null, null, null, null, '1', '1', null, null, numText(c.allocated), true,
       ]);
       sourceOfRow.push(null);
     }

@@ -23,8 +23,12 @@ export interface PurchaseRow {
 }
 
 export interface PartInventory {
-  expenseChartId: number;
-  inventoryChartId: number;
+  /** NULL when the tax zone has no expense account for the part's Buchungsgruppe. */
+  expenseChartId: number | null;
+  /** NULL when the Buchungsgruppe has no inventory account. */
+  inventoryChartId: number | null;
+  /** Set when the part has no Buchungsgruppe: kivitendo dies as soon as it looks up the accounts. */
+  missingBuchungsgruppe?: string;
   /** Rows of `invoice` with this part and base_qty + allocated < 0, in the DB's order. */
   openPurchases: PurchaseRow[];
 }
@@ -32,6 +36,7 @@ export interface PartInventory {
 export interface AssemblyComponent {
   partsId: number;
   partType: string;
+  /** assembly.qty: per one unit of the assembly. */
   qty: number;
   description: string | null;
   unit: string | null;
@@ -106,6 +111,15 @@ export interface CalcResult {
 }
 
 export class TaxWithoutChartError extends Error {}
+/** A perpetual-inventory allocation needs an account the part's Buchungsgruppe does not give. */
+export class InventoryChartError extends Error {
+  constructor(
+    readonly kivitendoMessage: string,
+    readonly detail: string,
+  ) {
+    super(`${kivitendoMessage} (${detail})`);
+  }
+}
 
 export function calculatePricesAndTaxes(input: CalcInput): CalcResult {
   const r = input.exchangerate;
@@ -120,6 +134,9 @@ export function calculatePricesAndTaxes(input: CalcInput): CalcResult {
 
   const allocatePart = (inv: PartInventory | null, totalQty: number, baseFactor: number): number => {
     if (!input.perpetual || !totalQty || !inv) return 0;
+    if (inv.missingBuchungsgruppe !== undefined) {
+      throw new InventoryChartError(`Can't call method "call_sub" on an undefined value`, `part ${inv.missingBuchungsgruppe} has no Buchungsgruppe`);
+    }
     const bf = baseFactor || 1;
     let remaining = totalQty;
     for (const row of inv.openPurchases) {
@@ -127,6 +144,12 @@ export function calculatePricesAndTaxes(input: CalcInput): CalcResult {
       const q = Math.min(remaining, row.baseQty * -1 - row.allocated - (allocated.get(row.id) ?? 0));
       if (!q) continue;
       const v = round2((row.sellprice * (1 - row.discount) * q) / bf);
+      if (inv.expenseChartId === null || inv.inventoryChartId === null) {
+        throw new InventoryChartError(
+          `Can't call method "id" on an undefined value`,
+          `no ${inv.expenseChartId === null ? 'expense' : 'inventory'} account for the part of purchase invoice row ${row.id}`,
+        );
+      }
       cogs.set(inv.expenseChartId, (cogs.get(inv.expenseChartId) ?? 0) - v);
       cogs.set(inv.inventoryChartId, (cogs.get(inv.inventoryChartId) ?? 0) + v);
       allocated.set(row.id, (allocated.get(row.id) ?? 0) + q);

@@ -2,7 +2,7 @@
 // spec task-server.md §5.1, §6.2, §6.3 step 8.
 import path from 'node:path';
 import type { Client } from './pg';
-import type { ClientRow, TaskServerUser } from '../jobs/types';
+import type { ClientRow, TaskServerUser } from './rows';
 import { isDir } from '../fsutil';
 
 /** Clients with a task server user, by id (kivitendo has no ORDER BY; any order is allowed). */

@@ -1,7 +1,7 @@
 // Table background_jobs (spec task-server.md §5.2, §7.3–7.4): due selection, the claim that keeps
 // several servers from running one job twice, and the write-back after a run.
 import type { Client } from './pg';
-import type { BackgroundJobRow } from '../jobs/types';
+import type { BackgroundJobRow } from './rows';
 
 export interface NodeFilter {
   nodeId: string;

@@ -3,7 +3,7 @@
 // still produces a useful mail, and mailer failures are logged instead of swallowed.
 import type { Config } from '../config/config';
 import { perlTrue } from '../config/configStd';
-import type { ClientRow } from '../jobs/types';
+import type { ClientRow } from '../db/rows';
 import type { Logger } from '../log/logger';
 import { formatKivitendoDate } from './kivitendoDate';
 import { createMailer, Mailer } from './mailer';

@@ -121,3 +121,24 @@ test('failure notification: one mail per failed job run, one per client outage, 
     await sink.close();
   }
 });
+
+test('credentials fixed in the admin screen are picked up without a restart', async () => {
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  const log = memoryLogger();
+  const s = new Scheduler({ config, log, nodeId: 'n1' });
+  const running = s.run();
+  await s.firstPoll;
+  assert.ok(log.lines.some((l) => l.includes('(Broken)') && l.includes('password authentication failed')));
+  await insertJob(inst, 'Broken', { packageName: 'Test', type: 'once', data: '---\nresult: reachable again\n' });
+  const auth = await inst.authConnection();
+  await auth.query(`UPDATE auth.clients SET dbpasswd = $1 WHERE name = 'Broken'`, [inst.pg.password]);
+  await auth.end();
+  const rows = await waitFor(async () => {
+    const r = await histories('Broken');
+    return r.length > 0 && r;
+  }, 10_000);
+  await s.stop(1000);
+  await running;
+  assert.equal(rows[0].result, 'reachable again');
+  assert.ok(log.lines.some((l) => l.includes('client 4 (Broken) is reachable again')));
+});

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, spawnCli } from './harness/cli';
+import { alive, spawnCli, waitFor as waitUntil } from './harness/cli';
 import { createInstallation, renderConfig, type Installation } from './harness/installation';
 import { insertJob } from './harness/jobs';
 
@@ -14,23 +14,12 @@ const WRONG_PASSWORD = 'wr0ng-Pa55word-7f3a';
 let inst: Installation;
 const servers: ReturnType<typeof spawnCli>[] = [];
 
-async function query<T = Record<string, unknown>>(client: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const db = await inst.clientDb(client);
-  try {
-    return (await db.query(sql, params)).rows as T[];
-  } finally {
-    await db.end();
-  }
-}
+const query = <T = Record<string, unknown>>(client: string, sql: string, params: unknown[] = []) => inst.query<T>(client, sql, params);
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, server?: ReturnType<typeof spawnCli>): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${server ? `; server stderr:\n${server.out.stderr.slice(-3000)}` : ''}`);
-    await sleep(50);
-  }
+/** waitFor with the server's stderr in the timeout error. */
+function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, server?: ReturnType<typeof spawnCli>): Promise<T> {
+  return waitUntil(what, fn, timeoutMs, server && (() => `server stderr:
+${server.out.stderr.slice(-3000)}`));
 }
 
 /** A config file of its own (so its own pid file), the generated DB settings plus `extra`. */

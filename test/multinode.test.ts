@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { alive, spawnCli } from './harness/cli';
+import { alive, spawnCli, waitFor } from './harness/cli';
 import { createInstallation, renderConfig, type Installation } from './harness/installation';
 import { insertJob } from './harness/jobs';
 
@@ -124,12 +124,3 @@ test('kill -9 of a server mid-job: another server runs the job; nothing left blo
   assert.ok(!fs.existsSync(pidFile), 'SIGTERM removed the pid file');
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, DEFAULT_PID_FILE, spawnCli } from './harness/cli';
+import { alive, DEFAULT_PID_FILE, spawnCli, waitFor as waitUntil } from './harness/cli';
 import { createInstallation, type Installation } from './harness/installation';
 import { startPostgres, type PgServer } from './harness/postgres';
 
@@ -22,14 +22,10 @@ async function query<T = Record<string, unknown>>(sql: string, params: unknown[]
   }
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; server stderr:\n${server.out.stderr.slice(-3000)}`);
-    await sleep(50);
-  }
+/** waitFor that treats a failing probe (PostgreSQL still down) as "not yet", with the server's stderr on timeout. */
+function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
+  return waitUntil(what, () => fn().catch(() => undefined), timeoutMs, () => `server stderr:
+${server.out.stderr.slice(-3000)}`);
 }
 
 /** Inserts a once Test job with a marker result and wakes the server; resolves with the job id. */

@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config/config';
 import { memoryLogger } from '../src/log/logger';
 import { Scheduler, runSingleJob, type FailureEvent } from '../src/scheduler/scheduler';
 import { createInstallation, type Installation } from './harness/installation';
+import { waitFor } from './harness/cli';
 import { insertJob } from './harness/jobs';
 
 let inst: Installation;
@@ -23,15 +24,6 @@ after(() => inst.remove());
 const histories = (client: string, packageName = 'Test') =>
   inst.query(client, 'SELECT * FROM background_job_histories WHERE package_name = $1 ORDER BY id', [packageName]);
 
-async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 test('a once job runs right after SIGALRM-style wake-up, in enabled clients only; a broken client affects only itself', async () => {
   const config = loadConfig(inst.root, 'config/kivitendo.conf');
@@ -44,7 +36,7 @@ test('a once job runs right after SIGALRM-style wake-up, in enabled clients only
   const off = await insertJob(inst, 'Off', { packageName: 'Test', type: 'once' });
   const t0 = Date.now();
   s.wake();
-  const rows = await waitFor(async () => (await histories('A')).length > 0 && histories('A'));
+  const rows = await waitFor('the once job', async () => (await histories('A')).length > 0 && histories('A'), 5000);
   const latency = Date.now() - t0;
   assert.equal(rows.length, 1);
   assert.equal(rows[0].status, 'success');
@@ -67,7 +59,7 @@ test('an interval job starts within a second of being due', async () => {
   const text = `${due.getFullYear()}-${pad(due.getMonth() + 1)}-${pad(due.getDate())} ${pad(due.getHours())}:${pad(due.getMinutes())}:${pad(due.getSeconds())}`;
   await insertJob(inst, 'B', { packageName: 'Test', cronSpec: '* * * * *', nextRunAt: text });
   const running = s.run();
-  const rows = await waitFor(async () => (await histories('B')).length > 0 && histories('B'), 5000);
+  const rows = await waitFor('the interval job', async () => (await histories('B')).length > 0 && histories('B'), 5000);
   const ranAt = Date.now();
   await s.stop(1000);
   await running;
@@ -100,7 +92,7 @@ test('failure notification: one mail per failed job run, one per client outage, 
     const s = new Scheduler({ config, log: memoryLogger(), nodeId: 'n1' });
     const running = s.run();
     await s.firstPoll;
-    await waitFor(async () => sink.messages.length >= 2 && sink.messages, 8000);
+    await waitFor('two mails', async () => sink.messages.length >= 2 && sink.messages, 8000);
     await new Promise((r) => setTimeout(r, 1500)); // further sweeps must not mail the outage again
     await s.stop(1000);
     await running;
@@ -133,7 +125,7 @@ test('credentials fixed in the admin screen are picked up without a restart', as
   const auth = await inst.authConnection();
   await auth.query(`UPDATE auth.clients SET dbpasswd = $1 WHERE name = 'Broken'`, [inst.pg.password]);
   await auth.end();
-  const rows = await waitFor(async () => {
+  const rows = await waitFor('the job of the repaired client', async () => {
     const r = await histories('Broken');
     return r.length > 0 && r;
   }, 10_000);

@@ -84,12 +84,21 @@ export function spawnCli(args: string[], opts: RunOptions = {}) {
   return { child, out, exited };
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls fn (sync or async) until it returns something truthy. `detail` adds context to the timeout
+ * error, e.g. a server's stderr.
+ */
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  detail?: () => string,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${detail ? `; ${detail()}` : ''}`);
     await sleep(50);
   }
 }

@@ -57,17 +57,62 @@ export interface Config {
 /** Candidates for the default config file, in task_server.pl's order. */
 export const DEFAULT_CONFIG_CANDIDATES = ['config/kivitendo.conf', 'config/lx_office.conf', 'config/kivitendo.conf.default'];
 
+const READ_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  ENOENT: 'no such file',
+  EISDIR: 'is a directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENOTDIR: 'a path component is not a directory',
+};
+
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a plain file';
+}
+
+/**
+ * What is at a config file's name: 'file', 'absent', or a ConfigError saying why it cannot be used.
+ * task_server.pl asks only `-f` and silently moves on to the next candidate (or the defaults) when
+ * the answer is no — a directory, a dangling symlink or a file it may not read then means "other
+ * auth DB, logging off" without a word. Here only a name with nothing behind it counts as absent.
+ */
+function probeConfigFile(full: string, shown: string): 'file' | 'absent' | ConfigError {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(full);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (code === 'ENOENT') {
+      let target: string | undefined;
+      try {
+        target = fs.readlinkSync(full);
+      } catch {
+        return 'absent';
+      }
+      return new ConfigError(`Config file '${shown}' is a symbolic link to '${target}', which does not exist`);
+    }
+    return new ConfigError(`Cannot read config file '${shown}': ${READ_ERRORS[code] ?? code ?? (e as Error).message}`);
+  }
+  if (!st.isFile()) return new ConfigError(`Config file '${shown}' is not a regular file (it is ${kindOf(st)})`);
+  return 'file';
+}
+
 /**
  * The config path as task_server.pl names it: `-c FILE` verbatim, else the first existing default
- * candidate, made relative to ROOT after resolving symlinks (this string names the pid file).
+ * candidate, made relative to ROOT after resolving symlinks (this string names the pid file). A
+ * candidate that exists but cannot be used is an error, not a reason to take the next one.
  */
 export function resolveConfigPath(kivitendoDir: string, cliPath?: string): string {
   if (cliPath) return cliPath;
   for (const candidate of DEFAULT_CONFIG_CANDIDATES) {
     const full = path.join(kivitendoDir, candidate);
-    if (isFile(full)) {
-      return path.relative(fs.realpathSync(kivitendoDir), fs.realpathSync(full));
-    }
+    const probe = probeConfigFile(full, full);
+    if (probe === 'absent') continue;
+    if (probe instanceof ConfigError) throw probe;
+    return path.relative(fs.realpathSync(kivitendoDir), fs.realpathSync(full));
   }
   throw new ConfigError(`No configuration file found (looked for ${DEFAULT_CONFIG_CANDIDATES.join(', ')} in ${kivitendoDir}).`);
 }
@@ -78,8 +123,7 @@ function readSections(file: string): Sections {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const reason = { EACCES: 'permission denied', ENOENT: 'no such file', EISDIR: 'is a directory' }[code ?? ''];
-    throw new ConfigError(`Cannot read config file '${file}': ${reason ?? code ?? (e as Error).message}`);
+    throw new ConfigError(`Cannot read config file '${file}': ${READ_ERRORS[code ?? ''] ?? code ?? (e as Error).message}`);
   }
   return parseConfigStd(text, file);
 }
@@ -102,14 +146,17 @@ export function loadConfig(kivitendoDir: string, configPath: string): Config {
   if (!defaultsFile) {
     throw new ConfigError(`Missing default config file ${path.join(kivitendoDir, 'config/kivitendo.conf.default')}`);
   }
+  // The file was found at start-up (resolveConfigPath, or -c). Should it be gone or unusable now
+  // (SIGHUP), that is an error: kivitendo would quietly run on the defaults alone.
   const overlayFile = path.resolve(kivitendoDir, configPath);
+  const probe = probeConfigFile(overlayFile, overlayFile);
+  if (probe === 'absent') throw new ConfigError(`Config file '${overlayFile}' does not exist`);
+  if (probe instanceof ConfigError) throw probe;
   const files = [defaultsFile];
   let sections = readSections(defaultsFile);
-  if (isFile(overlayFile)) {
+  if (overlayFile !== defaultsFile) {
     files.push(overlayFile);
     sections = mergeSections(sections, readSections(overlayFile));
-  } else if (fs.existsSync(overlayFile)) {
-    throw new ConfigError(`Config file '${overlayFile}' is not a regular file`);
   }
   return buildConfig(kivitendoDir, configPath, files, sections);
 }

@@ -131,7 +131,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         current = next;
         log.info('Configuration reloaded');
       } catch (e) {
-        log.error(`Reconfiguration failed, keeping the previous configuration: ${oneLine(e).replace(/\n/g, ' ')}`);
+        log.error(`Reconfiguration failed, keeping the previous configuration: ${oneLine(e).replace(/^Error:\s*/, '')}`);
       }
     },
   });

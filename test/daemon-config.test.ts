@@ -1,0 +1,123 @@
+// Hardening of configuration and process handling as an admin meets it (issue 10, items 3, 4, 15):
+// a kivitendo.conf that exists but cannot be used, a SIGHUP while it is missing or broken, running
+// as root without run_as, a pid file naming another program, a mistyped option, broken YAML in
+// background_jobs.data, and `stop` by a user who may not signal the daemon. All as processes,
+// against the test cluster.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { alive, DEFAULT_PID_FILE, isRoot, killFromPidFile, lines, readIfExists, runCli, spawnCli, waitFor, type CliResult } from './harness/cli';
+import { createInstallation, type Installation } from './harness/installation';
+
+let inst: Installation;
+const env = () => ({ KIVITENDO_DIR: inst.root });
+const pidFile = () => DEFAULT_PID_FILE(inst.root);
+const confFile = () => inst.configFile;
+
+before(async () => {
+  inst = await createInstallation({ config: { debug: { global_level: 'INFO' } } });
+});
+after(() => {
+  killFromPidFile(inst.root);
+  inst.remove();
+});
+
+function assertNothingStarted(r: CliResult) {
+  assert.doesNotMatch(r.stdout + r.stderr, /^\s+at /m, 'no stack trace');
+  assert.equal(readIfExists(pidFile()), undefined, 'no pid file');
+  assert.doesNotMatch(r.stdout, /looks okay/);
+}
+
+function requireRoot() {
+  assert.ok(isRoot, 'this test must run as root (it starts the daemon as root / runs commands as user nobody)');
+}
+
+describe('a config/kivitendo.conf that exists but cannot be used is an error naming it (item 3)', { concurrency: false }, () => {
+  const cases: [string, () => void, RegExp][] = [
+    [
+      'a directory',
+      () => fs.mkdirSync(confFile()),
+      /^Error: Config file '.*config\/kivitendo\.conf' is not a regular file \(it is a directory\)$/,
+    ],
+    [
+      'a dangling symbolic link',
+      () => fs.symlinkSync('kivitendo.conf.gone', confFile()),
+      /^Error: Config file '.*config\/kivitendo\.conf' is a symbolic link to 'kivitendo\.conf\.gone', which does not exist$/,
+    ],
+  ];
+  for (const [what, make, expected] of cases) {
+    test(`kivitendo.conf is ${what}: start -f, start and check refuse in one line (no silent kivitendo.conf.default)`, async () => {
+      const good = fs.readFileSync(confFile(), 'utf8');
+      fs.rmSync(confFile());
+      make();
+      try {
+        for (const args of [['-f', 'start'], ['start'], ['check']]) {
+          const r = await runCli(args, { env: env() });
+          assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+          assert.equal(lines(r.stderr).length, 1, `${args.join(' ')}: ${r.stderr}`);
+          assert.match(r.stderr.trim(), expected, args.join(' '));
+          assertNothingStarted(r);
+        }
+      } finally {
+        fs.rmSync(confFile(), { recursive: true, force: true });
+        fs.writeFileSync(confFile(), good);
+      }
+    });
+  }
+
+  test('kivitendo.conf unreadable (mode 000, as user nobody): check refuses in one line naming it', async () => {
+    requireRoot();
+    fs.chmodSync(inst.root, 0o755);
+    fs.chmodSync(confFile(), 0o000);
+    try {
+      const r = await runCli(['check'], { env: env(), user: 'nobody' });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.deepEqual(lines(r.stderr), [`Error: Cannot read config file '${confFile()}': permission denied`]);
+      assertNothingStarted(r);
+    } finally {
+      fs.chmodSync(confFile(), 0o644);
+      fs.chmodSync(inst.root, 0o700);
+    }
+  });
+});
+
+describe('SIGHUP with a missing or broken kivitendo.conf keeps the old configuration (item 3)', { concurrency: false }, () => {
+  test('file gone, then a directory in its place: one line each, old config kept; restored: reloaded', async () => {
+    const good = fs.readFileSync(confFile(), 'utf8');
+    const d = spawnCli(['-f', 'start'], { env: env() });
+    try {
+      const pid = await waitFor('pid file', () => Number(readIfExists(pidFile())?.trim()) || undefined, 20_000, () => d.out.stderr);
+      await waitFor('first poll', () => /first poll finished/.test(d.out.stderr), 20_000, () => d.out.stderr);
+      const outcomes = () => lines(d.out.stderr).filter((l) => /Configuration reloaded|Reconfiguration failed/.test(l));
+
+      fs.renameSync(confFile(), `${confFile()}.moved`);
+      process.kill(pid, 'SIGHUP');
+      await waitFor('reload outcome 1', () => outcomes().length >= 1, 10_000, () => d.out.stderr);
+      assert.match(outcomes()[0], /Reconfiguration failed, keeping the previous configuration: Config file '.*config\/kivitendo\.conf' does not exist$/);
+
+      fs.mkdirSync(confFile());
+      process.kill(pid, 'SIGHUP');
+      await waitFor('reload outcome 2', () => outcomes().length >= 2, 10_000, () => d.out.stderr);
+      assert.match(outcomes()[1], /Reconfiguration failed, keeping the previous configuration: Config file '.*config\/kivitendo\.conf' is not a regular file \(it is a directory\)$/);
+      fs.rmdirSync(confFile());
+
+      assert.ok(alive(pid));
+
+      fs.renameSync(`${confFile()}.moved`, confFile());
+      process.kill(pid, 'SIGHUP');
+      await waitFor('reload outcome 3', () => outcomes().length >= 3, 10_000, () => d.out.stderr);
+      assert.match(outcomes()[2], /Configuration reloaded$/);
+      assert.equal(outcomes().length, 3, 'one line per SIGHUP');
+
+      d.child.kill('SIGTERM');
+      assert.equal((await d.exited).code, 0, d.out.stderr);
+    } finally {
+      d.child.kill('SIGKILL');
+      if (!fs.existsSync(confFile()) || fs.statSync(confFile()).isDirectory()) {
+        fs.rmSync(confFile(), { recursive: true, force: true });
+        fs.writeFileSync(confFile(), good);
+      }
+    }
+  });
+});

@@ -15,6 +15,9 @@ const env = () => ({ KIVITENDO_DIR: inst.root });
 const pidFile = () => DEFAULT_PID_FILE(inst.root);
 const confFile = () => inst.configFile;
 
+/** The one-line warning `start` and `check` give when jobs would run as root. */
+const ROOT_WARNING = /^Warning: \[task_server\] run_as is empty and the task server runs as root: .*set run_as .*www-data/;
+
 before(async () => {
   inst = await createInstallation({ config: { debug: { global_level: 'INFO' } } });
 });
@@ -118,6 +121,46 @@ describe('SIGHUP with a missing or broken kivitendo.conf keeps the old configura
         fs.rmSync(confFile(), { recursive: true, force: true });
         fs.writeFileSync(confFile(), good);
       }
+    }
+  });
+});
+
+describe('running as root with run_as empty warns in one line (item 4)', { concurrency: false }, () => {
+  test('start (detached), start -f and check warn once; with run_as set they do not', async () => {
+    requireRoot();
+    const s = await runCli(['start'], { env: env() });
+    try {
+      assert.equal(s.code, 0, s.stdout + s.stderr);
+      assert.equal(lines(s.stderr).length, 1, s.stderr);
+      assert.match(s.stderr, ROOT_WARNING);
+      const c = await runCli(['check'], { env: env() });
+      assert.equal(c.code, 0, c.stdout + c.stderr);
+      assert.equal(lines(c.stderr).length, 1, c.stderr);
+      assert.match(c.stderr, ROOT_WARNING);
+    } finally {
+      assert.equal((await runCli(['stop'], { env: env() })).code, 0);
+    }
+
+    const d = spawnCli(['-f', 'start'], { env: { ...env(), JOURNAL_STREAM: '8:1' } });
+    try {
+      await waitFor('first poll', () => /first poll finished/.test(d.out.stderr), 20_000, () => d.out.stderr);
+      const warnings = lines(d.out.stderr).filter((l) => /run_as/.test(l));
+      assert.equal(warnings.length, 1, d.out.stderr);
+      assert.match(warnings[0].replace(/^<4>/, ''), ROOT_WARNING);
+      assert.match(warnings[0], /^<4>/, 'a warning priority for journald');
+      d.child.kill('SIGTERM');
+      assert.equal((await d.exited).code, 0);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
+
+    inst.writeConfig({ debug: { global_level: 'INFO' }, task_server: { run_as: 'root' } });
+    try {
+      const c = await runCli(['check'], { env: env() });
+      assert.equal(c.code, 0, c.stdout + c.stderr);
+      assert.doesNotMatch(c.stderr, /run_as/);
+    } finally {
+      inst.writeConfig({ debug: { global_level: 'INFO' } });
     }
   });
 });

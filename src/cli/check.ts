@@ -9,7 +9,8 @@ import { resolveNodeId } from '../scheduler/scheduler';
 import { pendingUpgrades, readAuthUpgradeControls } from '../db/authUpgrades';
 import { openConnection, redact, type Client } from '../db/pg';
 import { oneLine } from '../daemon/errors';
-import { pidState } from '../daemon/pidFile';
+import { pidState, processUid } from '../daemon/pidFile';
+import { RUN_AS_ROOT_WARNING, runsAsRootWithoutRunAs } from '../daemon/privileges';
 import { readConfig } from '../daemon/preflight';
 import type { Context } from './control';
 import { PROGRAM } from './usage';
@@ -28,6 +29,13 @@ export async function check(ctx: Context): Promise<number> {
   }
   if (hasDeprecatedKeys(config)) problems.push("[task_server] still contains the deprecated keys 'login' and/or 'client'; remove them");
   out(`Configuration looks okay (${config.files.join(', ')})`);
+  // Jobs would run as root: when check runs as root (started like this, the daemon would), or when
+  // the running daemon does.
+  const running = pidState(ctx.pidFile);
+  const daemonUid = running.state === 'running' ? processUid(running.pid) : undefined;
+  if (runsAsRootWithoutRunAs(config.taskServer.runAs) || runsAsRootWithoutRunAs(config.taskServer.runAs, daemonUid)) {
+    process.stderr.write(RUN_AS_ROOT_WARNING + '\n');
+  }
   const nodeId = resolveNodeId(config);
   out(`Node ID: ${nodeId}${config.taskServer.onlyRunTasksForThisNode ? ' (only jobs assigned to this node)' : ''}`);
 

@@ -11,6 +11,7 @@ import { acquirePidFile, AlreadyRunning, displayPath, type PidFileHandle } from 
 import { preflight, readConfig, type ConfigLocation } from './preflight';
 import { installDaemonSignals } from './signals';
 import { memoryLimitExceeded } from './memoryLimit';
+import { RUN_AS_ROOT_WARNING, runsAsRootWithoutRunAs } from './privileges';
 
 export interface DaemonOptions extends ConfigLocation {
   reporter: Reporter;
@@ -75,6 +76,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         ? `Replaced invalid pid file ${shownPidFile}`
         : `Removed stale pid file ${shownPidFile} (pid ${handle.replacedStalePid} was not running)`,
     );
+  }
+
+  if (runsAsRootWithoutRunAs(config.taskServer.runAs)) {
+    if (opts.detached) opts.reporter.err(RUN_AS_ROOT_WARNING);
+    else note(RUN_AS_ROOT_WARNING, opts.journald, 4);
   }
 
   if (opts.detached) {

@@ -46,6 +46,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The real uid of a process (Linux /proc), or undefined. */
+export function processUid(pid: number): number | undefined {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** true/false when /proc/<pid>/fd can be read, undefined when it cannot. */
 function holdsOpen(pid: number, file: fs.Stats): boolean | undefined {
   let fds: string[];

@@ -66,3 +66,16 @@ export function dropPrivileges(runAs: string): PasswdEntry | undefined {
   if (user.home) process.env.HOME = user.home;
   return user;
 }
+
+/**
+ * The one-line warning for a daemon (or check) running as root with run_as empty: jobs then run as
+ * root, and the pid file and debug log are root's, so the web server's user can neither send the
+ * wake-up (SIGALRM) nor append to the debug log. The SysV and upstart templates start as root.
+ */
+export const RUN_AS_ROOT_WARNING =
+  "Warning: [task_server] run_as is empty and the task server runs as root: jobs run as root, and the pid file and debug log belong to root, so the web server can neither wake the task server nor write its debug log; set run_as to the web server's user (e.g. www-data)";
+
+/** run_as empty and this process (or the given uid) is root. */
+export function runsAsRootWithoutRunAs(runAs: string, uid = process.getuid?.()): boolean {
+  return runAs === '' && uid === 0;
+}

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { alive, DEFAULT_PID_FILE, isRoot, killFromPidFile, lines, readIfExists, runCli, spawnCli, waitFor, type CliResult } from './harness/cli';
 import { createInstallation, type Installation } from './harness/installation';
+import { insertJob } from './harness/jobs';
 
 let inst: Installation;
 const env = () => ({ KIVITENDO_DIR: inst.root });
@@ -161,6 +162,80 @@ describe('running as root with run_as empty warns in one line (item 4)', { concu
       assert.doesNotMatch(c.stderr, /run_as/);
     } finally {
       inst.writeConfig({ debug: { global_level: 'INFO' } });
+    }
+  });
+});
+
+describe('small ones (item 15)', { concurrency: false }, () => {
+  test('a pid file naming a live process that is not the daemon: start says which program it is', async () => {
+    fs.mkdirSync(path.dirname(pidFile()), { recursive: true });
+    fs.writeFileSync(pidFile(), `${process.pid}\n`); // the test runner: alive, but not the daemon
+    const r = await runCli(['start'], { env: env() });
+    try {
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const stale = lines(r.stdout).filter((l) => /stale/.test(l));
+      assert.equal(stale.length, 1, r.stdout);
+      assert.match(
+        stale[0],
+        new RegExp(`^Removed stale pid file users/pid/config\\.kivitendo\\.conf\\.pid \\(pid ${process.pid} belongs to another program, not this task server: \\S*node .*\\)$`),
+      );
+      assert.doesNotMatch(stale[0], /was not running/);
+    } finally {
+      await runCli(['stop'], { env: env() });
+    }
+  });
+
+  test('-foreground start: names the bad option instead of "Missing command"', async () => {
+    for (const [args, expected] of [
+      [['-foreground', 'start'], 'kivitendo-background-jobs: Unknown option: -foreground (long options take two dashes: --foreground)'],
+      [['-configfile', 'x.conf', 'start'], 'kivitendo-background-jobs: Unknown option: -configfile (long options take two dashes: --configfile)'],
+      [['-fx', 'start'], 'kivitendo-background-jobs: Unknown option: -fx'],
+    ] as [string[], string][]) {
+      const r = await runCli(args, { env: env() });
+      assert.equal(r.code, 2, args.join(' '));
+      assert.deepEqual(lines(r.stderr), [expected]);
+    }
+  });
+
+  test('invalid YAML in background_jobs.data: the history row ends with the parser reason, not a colon', async () => {
+    const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: 'a: b: c' });
+    const r = await runCli([`--run-job=${id}`, 'start'], { env: env() });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const [row] = await inst.query<{ status: string; error: string }>('Demo', 'SELECT status, error FROM background_job_histories WHERE package_name = $1 ORDER BY id DESC LIMIT 1', ['Test']);
+    assert.equal(row.status, 'failure');
+    assert.equal(row.error, `invalid YAML in data of background job ${id} (Test): line 1, column 4: Nested mappings are not allowed in compact mappings`);
+  });
+
+  test('"already running" starts with a small letter like every other message', async () => {
+    const s = await runCli(['start'], { env: env() });
+    try {
+      assert.equal(s.code, 0, s.stdout + s.stderr);
+      const pid = Number(readIfExists(pidFile())!.trim());
+      const again = await runCli(['start'], { env: env() });
+      assert.equal(again.stdout, `kivitendo-background-jobs is already running (pid ${pid})\n`);
+    } finally {
+      await runCli(['stop'], { env: env() });
+    }
+  });
+
+  test('stop and reload by a user who may not signal the daemon: one line, exit 4 (LSB "insufficient privilege")', async () => {
+    requireRoot();
+    fs.chmodSync(inst.root, 0o755);
+    const s = await runCli(['start'], { env: env() });
+    try {
+      assert.equal(s.code, 0, s.stdout + s.stderr);
+      const pid = Number(readIfExists(pidFile())!.trim());
+      for (const cmd of ['stop', 'reload']) {
+        const r = await runCli([cmd], { env: env(), user: 'nobody' });
+        assert.equal(r.code, 4, `${cmd}: ${r.stdout}${r.stderr}`);
+        const sig = cmd === 'stop' ? 'SIGINT' : 'SIGHUP';
+        assert.deepEqual(lines(r.stderr), [`Error: Not allowed to send ${sig} to kivitendo-background-jobs (pid ${pid}): it runs as user root (uid 0); run ${cmd} as root or as that user`]);
+        assert.ok(alive(pid), 'the daemon is untouched');
+        assert.equal(Number(readIfExists(pidFile())!.trim()), pid, 'the pid file is untouched');
+      }
+    } finally {
+      fs.chmodSync(inst.root, 0o700);
+      assert.equal((await runCli(['stop'], { env: env() })).code, 0);
     }
   });
 });

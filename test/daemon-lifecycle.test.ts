@@ -68,7 +68,7 @@ describe('start / status / stop (detached)', { concurrency: false }, () => {
     const before = fs.statSync(pidFile());
     const r = await runCli(['start'], { env: env() });
     assert.equal(r.code, 0);
-    assert.equal(r.stdout, `Kivitendo-background-jobs is already running (pid ${pid})\n`);
+    assert.equal(r.stdout, `kivitendo-background-jobs is already running (pid ${pid})\n`);
     const after = fs.statSync(pidFile());
     assert.equal(after.mtimeMs, before.mtimeMs);
     assert.equal(pidFromFile(), pid);
@@ -77,7 +77,7 @@ describe('start / status / stop (detached)', { concurrency: false }, () => {
   test('start -f while running: one line, exit 1, nothing changed', async () => {
     const r = await runCli(['-f', 'start'], { env: env() });
     assert.equal(r.code, 1);
-    assert.equal(r.stdout, `Kivitendo-background-jobs is already running (pid ${pid})\n`);
+    assert.equal(r.stdout, `kivitendo-background-jobs is already running (pid ${pid})\n`);
     assert.equal(r.stderr, '');
     assert.equal(pidFromFile(), pid);
     assert.ok(alive(pid));
@@ -221,7 +221,7 @@ describe('foreground daemon (start -f)', { concurrency: false }, () => {
     assert.equal(s.stdout, 'kivitendo-background-jobs dead\n');
     const r = await runCli(['start'], { env: env() });
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`^Removed stale pid file .* \\(pid ${process.pid} was not running\\)$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^Removed stale pid file .* \\(pid ${process.pid} belongs to another program, not this task server: .+\\)$`, 'm'));
     assert.notEqual(pidFromFile(), process.pid);
     assert.equal((await runCli(['stop'], { env: env() })).code, 0);
   });

@@ -83,7 +83,7 @@ describe('pid file', () => {
     const holder = spawn(process.execPath, ['-e', `const fs=require('fs');const fd=fs.openSync(${JSON.stringify(file)},'w');fs.writeSync(fd, process.pid+'\\n');console.log('ok');setInterval(()=>{},1000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       await new Promise((r) => holder.stdout.once('data', r));
-      assert.throws(() => acquirePidFile(file), (e: unknown) => e instanceof AlreadyRunning && e.pid === holder.pid && e.message === `Kivitendo-background-jobs is already running (pid ${holder.pid})`);
+      assert.throws(() => acquirePidFile(file), (e: unknown) => e instanceof AlreadyRunning && e.pid === holder.pid && e.message === `kivitendo-background-jobs is already running (pid ${holder.pid})`);
       assert.equal(fs.readFileSync(file, 'utf8'), `${holder.pid}\n`);
       assert.deepEqual(pidState(file), { state: 'running', pid: holder.pid });
     } finally {

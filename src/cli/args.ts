@@ -41,7 +41,31 @@ function single(v: unknown): string | undefined {
   return String(v);
 }
 
+/**
+ * A single-dash word such as `-foreground`. minimist reads it as the letters -f -o -r … and the last
+ * letter swallows the next argument (`-foreground start` became "Missing command"). Perl's
+ * Getopt::Long took it for --foreground; here long options need two dashes, so name it instead.
+ */
+function singleDashWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return undefined;
+    if (arg === '-c' || (arg.startsWith('--') && !arg.includes('=') && STRING_OPTS.includes(arg.slice(2)))) {
+      i++; // its value may start with a dash
+      continue;
+    }
+    if (/^-[^-]/.test(arg) && arg.split('=')[0].length > 2) return arg.split('=')[0];
+  }
+  return undefined;
+}
+
 export function parseArgs(argv: string[]): CliOptions {
+  const word = singleDashWord(argv);
+  if (word) {
+    const name = word.slice(1);
+    const long = [...STRING_OPTS, ...BOOLEAN_OPTS].includes(name) && name !== 'daemon-child';
+    throw new UsageError(`Unknown option: ${word}${long ? ` (long options take two dashes: --${name})` : ''}`);
+  }
   const unknown: string[] = [];
   const a = minimist(argv, {
     string: STRING_OPTS,

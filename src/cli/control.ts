@@ -1,11 +1,12 @@
 // status / stop / restart / reload / start: the pid-file side of the CLI. `status` and `stop` need
 // no database and no valid configuration beyond its file name (spec §14.11, deliberate difference).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childReporter, foregroundReporter, startDetached } from '../daemon/detach';
 import { runDaemon, runJobOnce } from '../daemon/daemon';
 import { Fatal } from '../daemon/errors';
-import { alreadyRunningMessage, isAlive, pidState, readPid, removeStale } from '../daemon/pidFile';
+import { alreadyRunningMessage, isAlive, pidState, processUid, readPid, removeStale } from '../daemon/pidFile';
 import type { CliOptions } from './args';
 import { PROGRAM } from './usage';
 
@@ -38,13 +39,30 @@ export function status(ctx: Context): number {
 /** Timing of the kill sequence (spec §2.6). */
 export const KILL_TIMING = { intWaitMs: 15_000, termWaitMs: 30_000, giveUpMs: 60_000, pollMs: 200 };
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+function userName(uid: number): string | undefined {
+  try {
+    return execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(':')[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Signals the daemon. EPERM (the daemon runs as another user) ends the command with exit code 4,
+ * LSB's "user had insufficient privilege", and a line saying whom to ask.
+ */
+function signal(pid: number, sig: NodeJS.Signals, command: string): void {
   try {
     process.kill(pid, sig);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ESRCH') return;
-    if (code === 'EPERM') throw new Fatal(`Error: Not allowed to send ${sig} to ${pid} (the daemon runs as another user)`, 4);
+    if (code === 'EPERM') {
+      const uid = processUid(pid);
+      const name = uid === undefined ? undefined : userName(uid);
+      const owner = uid === undefined ? 'another user' : name ? `user ${name} (uid ${uid})` : `uid ${uid}`;
+      throw new Fatal(`Error: Not allowed to send ${sig} to ${PROGRAM} (pid ${pid}): it runs as ${owner}; run ${command} as root or as that user`, 4);
+    }
     throw e;
   }
 }
@@ -58,17 +76,17 @@ async function waitGone(pid: number, untilMs: number): Promise<boolean> {
 }
 
 /** INT, wait; TERM, wait; KILL, wait — kivitendo's messages. Returns false if it would not die. */
-export async function killSequence(pid: number): Promise<boolean> {
+export async function killSequence(pid: number, command = 'stop'): Promise<boolean> {
   const t0 = Date.now();
-  signal(pid, 'SIGINT');
+  signal(pid, 'SIGINT', command);
   out(`Killing ${pid}`);
   if (await waitGone(pid, t0 + 1000)) return true;
   out(`Waiting for ${pid} to die...`);
   if (!(await waitGone(pid, t0 + KILL_TIMING.intWaitMs))) {
-    signal(pid, 'SIGTERM');
+    signal(pid, 'SIGTERM', command);
     out(`Killing ${pid} with -TERM...`);
     if (!(await waitGone(pid, t0 + KILL_TIMING.termWaitMs))) {
-      signal(pid, 'SIGKILL');
+      signal(pid, 'SIGKILL', command);
       out(`Killing ${pid} with -KILL...`);
       if (!(await waitGone(pid, t0 + KILL_TIMING.giveUpMs))) {
         out(`Giving up on ${pid} ever dying.`);
@@ -138,7 +156,7 @@ export async function start(ctx: Context): Promise<number> {
 export async function restart(ctx: Context): Promise<number> {
   const s = pidState(ctx.pidFile);
   if (s.state === 'running') {
-    if (!(await killSequence(s.pid))) return 1;
+    if (!(await killSequence(s.pid, 'restart'))) return 1;
     removeIfStillPid(ctx.pidFile, s.pid);
   } else {
     out(NOT_RUNNING);
@@ -149,7 +167,7 @@ export async function restart(ctx: Context): Promise<number> {
 export async function reload(ctx: Context): Promise<number> {
   const s = pidState(ctx.pidFile);
   if (s.state === 'running') {
-    signal(s.pid, 'SIGHUP');
+    signal(s.pid, 'SIGHUP', 'reload');
     out('Requested reconfiguration');
     return 0;
   }

@@ -74,7 +74,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     opts.reporter.out(
       handle.replacedStalePid === null
         ? `Replaced invalid pid file ${shownPidFile}`
-        : `Removed stale pid file ${shownPidFile} (pid ${handle.replacedStalePid} was not running)`,
+        : handle.replacedStaleProgram === undefined
+          ? `Removed stale pid file ${shownPidFile} (pid ${handle.replacedStalePid} was not running)`
+          : // A live pid that does not hold the file: the pid was reused after the daemon died.
+            `Removed stale pid file ${shownPidFile} (pid ${handle.replacedStalePid} belongs to another program, not this task server${handle.replacedStaleProgram ? `: ${handle.replacedStaleProgram}` : ''})`,
     );
   }
 

@@ -15,7 +15,7 @@ import { Fatal } from './errors';
 
 export type PidState = { state: 'running'; pid: number } | { state: 'dead'; pid?: number } | { state: 'none' };
 
-export const alreadyRunningMessage = (pid: number) => `Kivitendo-background-jobs is already running (pid ${pid})`;
+export const alreadyRunningMessage = (pid: number) => `kivitendo-background-jobs is already running (pid ${pid})`;
 
 export class AlreadyRunning extends Fatal {
   constructor(readonly pid: number) {
@@ -43,6 +43,24 @@ export function isAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch (e) {
     return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
+/**
+ * What a live process is, for messages: its command line (arguments joined by spaces, at most 100
+ * characters), else its comm name, else '' (hidepid, gone meanwhile).
+ */
+export function describeProcess(pid: number): string {
+  try {
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ').trim();
+    if (cmdline) return cmdline.length > 100 ? `${cmdline.slice(0, 99)}…` : cmdline;
+  } catch {
+    /* try comm */
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
   }
 }
 
@@ -162,6 +180,8 @@ export interface PidFileHandle {
   fd: number;
   /** pid of a stale file that was replaced, if any */
   replacedStalePid?: number | null;
+  /** The stale pid was alive but another program: its command line ('' if unreadable). */
+  replacedStaleProgram?: string;
   release(): void;
 }
 
@@ -173,12 +193,13 @@ const describe = (e: unknown) => {
 
 /**
  * Creates the pid file with this process's pid and keeps it open. Throws Fatal with
- * `Kivitendo-background-jobs is already running (pid N)` when a live daemon holds it; a stale file
+ * `kivitendo-background-jobs is already running (pid N)` when a live daemon holds it; a stale file
  * is replaced (replacedStalePid says so; null when the stale file had no valid pid).
  */
 export function acquirePidFile(file: string): PidFileHandle {
   const tmp = `${file}.new.${process.pid}`;
   let replacedStalePid: number | null | undefined;
+  let replacedStaleProgram: string | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     let fd: number;
     try {
@@ -199,6 +220,7 @@ export function acquirePidFile(file: string): PidFileHandle {
         file,
         fd,
         replacedStalePid,
+        replacedStaleProgram,
         release() {
           try {
             const mine = fs.fstatSync(fd);
@@ -236,7 +258,11 @@ export function acquirePidFile(file: string): PidFileHandle {
     }
     if (pid !== undefined && pid !== process.pid && isDaemonOf(pid, file, st)) throw new AlreadyRunning(pid);
     try {
-      if (removeIfSame(file, st)) replacedStalePid = pid ?? null;
+      const program = pid !== undefined && pid !== process.pid && isAlive(pid) ? describeProcess(pid) : undefined;
+      if (removeIfSame(file, st)) {
+        replacedStalePid = pid ?? null;
+        replacedStaleProgram = program;
+      }
     } catch (e) {
       throw new Fatal(`Error: Cannot remove stale pid file ${file}: ${describe(e)}`);
     }

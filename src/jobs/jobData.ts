@@ -10,13 +10,23 @@ export class JobDataError extends JobError {
   }
 }
 
+/**
+ * The parser's reason in one line. The yaml package's first line is "<reason> at line L, column C:"
+ * followed by a code excerpt; put the position first so the message ends with the reason.
+ */
+function yamlReason(e: unknown): string {
+  const first = (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
+  const m = /^(.*?) at line (\d+), column (\d+):?$/.exec(first);
+  return m ? `line ${m[2]}, column ${m[3]}: ${m[1]}` : first.replace(/:$/, '');
+}
+
 export function parseJobData(text: string | null, jobId: number, packageName: string | null): Record<string, unknown> {
   if (text === null || text.trim() === '') return {};
   let doc: unknown;
   try {
     doc = YAML.parse(text, { version: '1.1', uniqueKeys: false });
   } catch (e) {
-    throw new JobDataError(jobId, packageName, (e as Error).message.split('\n')[0]);
+    throw new JobDataError(jobId, packageName, yamlReason(e));
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {

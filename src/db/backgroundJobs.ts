@@ -32,13 +32,15 @@ export async function countDueJobs(db: Client, now: string, filter: NodeFilter):
 }
 
 /**
- * The earliest time anything may become due for this node (NULL = a `once` job without schedule is
- * due now, or nothing at all when no row qualifies). Lets the loop sleep until exactly then.
+ * The earliest time anything may become due for this node (NULL = nothing at all when no row
+ * qualifies). Lets the loop sleep until exactly then. A `once` job is due at once when it has no
+ * schedule or no next_run_at (dueCondition), so it counts as '-infinity' here; a parked one
+ * ('infinity', see parkJob) never comes due by itself.
  */
 export async function earliestNextRun(db: Client, filter: NodeFilter): Promise<{ at: string | null; any: boolean }> {
   const node = filter.onlyRunTasksForThisNode ? 'node_id = $1' : `(node_id IS NULL OR node_id = '' OR node_id = $1)`;
   const r = await db.query<{ at: string | null; n: string }>(
-    `SELECT min(CASE WHEN type = 'once' AND (cron_spec IS NULL OR cron_spec = '') THEN '-infinity'::timestamp ELSE next_run_at END) AS at,
+    `SELECT min(CASE WHEN type = 'once' AND (cron_spec IS NULL OR cron_spec = '' OR next_run_at IS NULL) THEN '-infinity'::timestamp ELSE next_run_at END) AS at,
             count(*) AS n
        FROM background_jobs
       WHERE active = TRUE AND ${node}

@@ -86,4 +86,54 @@ describe('once jobs, as kivitendo selects them', { concurrency: false }, () => {
     const row = await jobRow(id);
     assert.ok(row.last_run_at, 'last_run_at written');
   });
+
+  test('a once job with an invalid cron_spec is parked without running, and runs once its schedule is fixed in the web UI', async () => {
+    const id = await insertJob(inst, 'A', { packageName: 'Test', type: 'once', cronSpec: '61 * * * *', nextRunAt: null, data: '---\nresult: fixed later\n' });
+    process.kill(server.child.pid!, 'SIGALRM');
+    const [parked] = await waitFor('the failure row of the bad schedule', async () => {
+      const r = await historyOf('fixed later');
+      return r.length > 0 && r;
+    }, 5000);
+    assert.equal(parked.status, 'failure');
+    assert.match(parked.error!, /^invalid cron_spec '61 \* \* \* \*': .+; the job was not run and waits until its schedule is fixed$/);
+    // Not marked as run (a once job with last_run_at never runs again, also after a save in the
+    // web UI, and BackgroundJobCleanup would delete it a day later); never due by itself.
+    assert.deepEqual(await jobRow(id), { last_run_at: null, next_run_at: 'infinity', cron_spec: '61 * * * *' });
+    process.kill(server.child.pid!, 'SIGALRM');
+    await sleep(1500);
+    assert.equal((await historyOf('fixed later')).length, 1, 'a parked job is not retried on every sweep');
+
+    // kivitendo's web UI loads the parked row and refuses the bad schedule, as it does for any job.
+    assert.equal(saveInWebUi(id, { cron_spec: '61 * * * *' }), 'invalid: The execution schedule is invalid.');
+    // The admin fixes it ('' = no schedule: a once job then runs at once) and saves.
+    assert.match(saveInWebUi(id, { cron_spec: '' }), /^saved next_run_at=\d{4}-\d\d-\d\dT\d\d:\d\d:00$/);
+    process.kill(server.child.pid!, 'SIGALRM');
+    const rows = await waitFor('the repaired once job', async () => {
+      const r = await historyOf('fixed later');
+      return r.length > 1 && r;
+    }, 5000);
+    assert.deepEqual(rows[1], { status: 'success', error: null, result: 'fixed later' });
+    assert.ok((await jobRow(id)).last_run_at, 'now it has run');
+  });
+
+  test('an interval job with an invalid cron_spec is parked (next_run_at NULL) without being marked as run, and runs after a web UI save', async () => {
+    const id = await insertJob(inst, 'A', { packageName: 'Test', cronSpec: '0 0 31 2 *', data: '---\nresult: interval fixed later\n' });
+    await query(`UPDATE background_jobs SET next_run_at = now()::timestamp(0) - interval '1 minute' WHERE id = $1`, [id]);
+    process.kill(server.child.pid!, 'SIGALRM');
+    const [parked] = await waitFor('the failure row of the bad interval schedule', async () => {
+      const r = await historyOf('interval fixed later');
+      return r.length > 0 && r;
+    }, 5000);
+    assert.match(parked.error!, /^invalid cron_spec '0 0 31 2 \*': Impossible last day for provided months\.; the job was not run/);
+    assert.deepEqual(await jobRow(id), { last_run_at: null, next_run_at: null, cron_spec: '0 0 31 2 *' });
+    // Saved with a valid schedule it is due at the schedule's next minute; make that now.
+    assert.match(saveInWebUi(id, { cron_spec: '* * * * *' }), /^saved next_run_at=/);
+    await query(`UPDATE background_jobs SET next_run_at = now()::timestamp(0) WHERE id = $1`, [id]);
+    process.kill(server.child.pid!, 'SIGALRM');
+    const rows = await waitFor('the repaired interval job', async () => {
+      const r = await historyOf('interval fixed later');
+      return r.length > 1 && r;
+    }, 5000);
+    assert.equal(rows[1].status, 'success');
+  });
 });

@@ -95,6 +95,18 @@ export async function recordRun(db: Client, jobId: number, lastRunAt: string, ne
   }
 }
 
+/**
+ * A job whose cron_spec cannot be parsed is parked: not run, and not due until its schedule is
+ * fixed. last_run_at is left alone because the job did not run (and a `once` job with last_run_at
+ * would never run again, nor survive BackgroundJobCleanup). An `interval` job is never due with
+ * next_run_at NULL; a `once` job would be due at once then, so it gets 'infinity' (kivitendo's
+ * web UI loads it as a DateTime::Infinite). The web UI's save recomputes next_run_at either way.
+ */
+export async function parkJob(db: Client, job: Pick<BackgroundJobRow, 'id' | 'type'>): Promise<void> {
+  const next = job.type === 'interval' ? null : 'infinity';
+  await db.query('UPDATE background_jobs SET next_run_at = $2::timestamp WHERE id = $1', [job.id, next]);
+}
+
 export async function saveJobData(db: Client, jobId: number, data: string | null): Promise<void> {
   await db.query('UPDATE background_jobs SET data = $2 WHERE id = $1', [jobId, data]);
 }

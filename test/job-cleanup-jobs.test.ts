@@ -101,8 +101,9 @@ describe('CleanAuthSessions', () => {
   test('removes sessions older than session_timeout with their content and session_files dirs, in the auth DB', async () => {
     const auth = await inst.authConnection();
     try {
+      // kivitendo writes mtime with the database's now(); the default session_timeout is 480 min.
       await auth.query(`INSERT INTO auth.session (id, mtime) VALUES
-        ('oldsession1', '2026-03-10 03:59:59'), ('freshsession', '2026-03-10 04:00:01'), ('old../x', '2026-01-01 00:00:00')`);
+        ('oldsession1', now() - interval '480 minutes 1 second'), ('freshsession', now() - interval '479 minutes'), ('old../x', now() - interval '70 days')`);
       await auth.query(`INSERT INTO auth.session_content (session_id, sess_key, sess_value) VALUES
         ('oldsession1', 'k', 'v'), ('freshsession', 'k', 'v'), ('old../x', 'k', 'v')`);
       const files = path.join(inst.root, 'users', 'session_files');
@@ -129,12 +130,34 @@ describe('CleanAuthSessions', () => {
     inst.writeConfig({ authentication: { session_timeout: '60' } });
     const auth = await inst.authConnection();
     try {
-      await auth.query(`INSERT INTO auth.session (id, mtime) VALUES ('a', '2026-03-10 10:59:59'), ('b', '2026-03-10 11:00:00')`);
+      await auth.query(`INSERT INTO auth.session (id, mtime) VALUES ('a', now() - interval '60 minutes 1 second'), ('b', now() - interval '59 minutes')`);
       const r = await runJob(inst, 'A', { packageName: 'CleanAuthSessions', now: NOW });
       assert.equal(r.history.status, 'success', r.history.error ?? '');
       assert.deepEqual((await auth.query('SELECT id FROM auth.session ORDER BY id')).rows.map((x) => x.id), ['b']);
     } finally {
       await auth.query('DELETE FROM auth.session');
+      await auth.end();
+      inst.writeConfig();
+    }
+  });
+
+  test("expiry is measured with the database's clock, which wrote mtime, not the task server's", async () => {
+    // The auth DB's sessions run in UTC while the task server's TZ is Europe/Berlin (the test
+    // runner's), and the task server's clock is a day ahead: neither may expire a fresh session.
+    inst.writeConfig({ authentication: { session_timeout: '60' } });
+    const auth = await inst.authConnection();
+    await auth.query(`ALTER DATABASE ${inst.authDb} SET timezone = 'UTC'`);
+    const utc = await inst.authConnection();
+    try {
+      await utc.query(`INSERT INTO auth.session (id, mtime) VALUES ('fresh', now() - interval '30 minutes'), ('stale', now() - interval '61 minutes')`);
+      const aDayAhead = new Date(Date.now() + 24 * 3600_000);
+      const r = await runJob(inst, 'A', { packageName: 'CleanAuthSessions', now: aDayAhead });
+      assert.equal(r.history.status, 'success', r.history.error ?? '');
+      assert.deepEqual((await auth.query('SELECT id FROM auth.session ORDER BY id')).rows.map((x) => x.id), ['fresh']);
+    } finally {
+      await utc.end();
+      await auth.query('DELETE FROM auth.session');
+      await auth.query(`ALTER DATABASE ${inst.authDb} RESET timezone`);
       await auth.end();
       inst.writeConfig();
     }

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { REPO } from './harness/cli';
 import { createInstallation, type Installation } from './harness/installation';
 import { runJob } from './harness/jobs';
 
@@ -16,7 +18,7 @@ before(async () => {
       { login: 'bert', settings: { name: 'Bert Bein' } },
       { login: 'carl', settings: { name: 'Carl Copf' } },
     ],
-    clients: [{ name: 'A' }, { name: 'B' }, { name: 'C' }, { name: 'D' }],
+    clients: [{ name: 'A' }, { name: 'B' }, { name: 'C' }, { name: 'D' }, { name: 'Perl' }, { name: 'Ours' }],
   });
 });
 after(() => inst.remove());
@@ -186,6 +188,41 @@ describe('UpdateEmployeeBaseData', () => {
       // A second run changes nothing and creates no duplicates.
       await runJob(inst, 'D', { packageName: 'UpdateEmployeeBaseData', now: NOW });
       assert.equal((await q('D', `SELECT COUNT(*)::int AS n FROM employee WHERE login = 'anna'`))[0].n, 1);
+    } finally {
+      await auth.query('DELETE FROM auth.clients_users');
+      await auth.end();
+    }
+  });
+
+  test('the employee rows written are those kivitendo writes (kivitendo run on a twin client); login is unique, so one row per user', async () => {
+    // SL::DB::Manager::Employee::update_entries_for_authorized_users maps the employee rows by login
+    // and updates the one found or creates one. employee.login has a unique index in kivitendo's
+    // schema, so "the one found" is the only one. The same rows in two clients: kivitendo's own
+    // Perl runs on one, this server on the other; every column must come out the same.
+    const source = process.env.KIVITENDO_SOURCE ?? path.join(REPO, '..', 'shared', 'kivitendo-erp');
+    assert.ok(fs.existsSync(path.join(source, 'SL', 'DB', 'Manager', 'Employee.pm')), `kivitendo's source is missing at ${source} (set KIVITENDO_SOURCE)`);
+    const auth = await inst.authConnection();
+    try {
+      for (const c of ['Perl', 'Ours']) {
+        await auth.query('INSERT INTO auth.clients_users (client_id, user_id) VALUES ($1, $2), ($1, $3), ($1, $4)', [inst.clients[c].id, inst.users['anna'], inst.users['bert'], inst.users['taskserver']]);
+        await q(c, `INSERT INTO employee (login, name, deleted, sales, deleted_email) VALUES ('anna', 'Anna 1', true, false, 'a@example.com'), ('zoe', 'Zoe', true, false, NULL)`);
+        await assert.rejects(q(c, `INSERT INTO employee (login, name) VALUES ('anna', 'Anna 2')`), /employee_login_key/, 'kivitendo allows one employee row per login');
+      }
+      const r = spawnSync('perl', [
+        path.join(REPO, 'test', 'harness', 'kivitendo-eval.pl'), source, inst.configFile, String(inst.clients['Perl'].id), 'taskserver',
+        'require SL::DB::Employee; SL::DB::Manager::Employee->update_entries_for_authorized_users',
+      ], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `kivitendo's Perl failed (are kivitendo's Perl modules installed? DEBIAN-PACKAGES.txt): ${r.stdout}${r.stderr}`);
+      const run = await runJob(inst, 'Ours', { packageName: 'UpdateEmployeeBaseData', now: NOW });
+      assert.equal(run.history.status, 'success', run.history.error ?? '');
+      const rows = async (c: string) =>
+        (await q(c, `SELECT * FROM employee ORDER BY id`)).map(({ itime, mtime, ...rest }) => (void itime, void mtime, rest));
+      const kivitendo = await rows('Perl');
+      assert.deepEqual(
+        kivitendo.map((e) => `${e.login}:${e.name}:${e.deleted}:${e.sales}`),
+        ['unittests:Unit Tester:false:true', 'taskserver:Task Server:false:true', 'anna:Anna Arm:false:false', 'zoe:Zoe:true:false', 'bert:Bert Bein:false:true'],
+      );
+      assert.deepEqual(await rows('Ours'), kivitendo);
     } finally {
       await auth.query('DELETE FROM auth.clients_users');
       await auth.end();

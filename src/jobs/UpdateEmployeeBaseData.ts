@@ -1,6 +1,8 @@
 // kivitendo's UpdateEmployeeBaseData (spec jobs.md; Employee manager's
 // update_entries_for_authorized_users): every auth user assigned to this client gets an employee row
 // with the user's name and deleted = false. Each save is its own statement, as in kivitendo.
+// kivitendo updates the one row its login → employee map holds; employee.login has a unique index
+// (employee_login_key) in kivitendo's schema, so `WHERE login = $1` is that row and no other.
 import { readDataOptions } from './dataOptions';
 import type { JobPackage } from './types';
 

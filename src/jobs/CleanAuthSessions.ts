@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '../db/pg';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 /**
@@ -59,7 +59,7 @@ function removeSessionDir(kivitendoDir: string, sessionId: string, warn: (msg: s
 export const CleanAuthSessions: JobPackage = {
   name: 'CleanAuthSessions',
   async run(ctx) {
-    readDataOptions(ctx.data, {}, 'CleanAuthSessions');
+    readDataOptions(ctx.data, {}, 'CleanAuthSessions', warnUnknownKeys(ctx));
     const auth = await ctx.authDb();
     await expireAuthSessions(auth, ctx.kivitendoDir, ctx.config.authentication.sessionTimeoutMinutes, (m) => ctx.log.warn(m));
     return 1;

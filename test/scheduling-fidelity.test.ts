@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { alive, REPO, spawnCli, waitFor as waitUntil } from './harness/cli';
 import { createInstallation, renderConfig, type Installation } from './harness/installation';
 import { insertJob } from './harness/jobs';
+import { ADVISORY_NAMESPACE } from '../src/db/backgroundJobs';
 
 /** kivitendo's source (read and run, never copied): ../shared/kivitendo-erp beside the repository. */
 const KIVITENDO_SOURCE = process.env.KIVITENDO_SOURCE ?? path.join(REPO, '..', 'shared', 'kivitendo-erp');
@@ -135,5 +136,28 @@ describe('once jobs, as kivitendo selects them', { concurrency: false }, () => {
       return r.length > 1 && r;
     }, 5000);
     assert.equal(rows[1].status, 'success');
+  });
+
+  test('a due job that another server is running does not make this one re-poll the client in a loop', async () => {
+    const id = await insertJob(inst, 'A', { packageName: 'Test', type: 'once', data: '---\nresult: held elsewhere\n' });
+    // Another server's claim: the advisory lock on job id, held on a connection of its own.
+    const other = await inst.clientDb('A');
+    try {
+      await other.query('SELECT pg_advisory_lock($1, $2)', [ADVISORY_NAMESPACE, id]);
+      const from = server.out.stderr.length;
+      process.kill(server.child.pid!, 'SIGALRM');
+      await sleep(3000);
+      const polls = server.out.stderr.slice(from).split('Running for client ID 1 (A)').length - 1;
+      assert.ok(polls <= 3, `${polls} polls of the client in 3 s while the job was held elsewhere`);
+      assert.equal((await historyOf('held elsewhere')).length, 0, 'not run while held elsewhere');
+    } finally {
+      await other.end(); // the other server is gone: its claim with it
+    }
+    process.kill(server.child.pid!, 'SIGALRM');
+    const rows = await waitFor('the job once the other claim is gone', async () => {
+      const r = await historyOf('held elsewhere');
+      return r.length > 0 && r;
+    }, 5000);
+    assert.deepEqual(rows, [{ status: 'success', error: null, result: 'held elsewhere' }]);
   });
 });

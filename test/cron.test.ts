@@ -2,6 +2,7 @@
 // Zone-dependent: run with TZ=Europe/Berlin (the test runner sets it).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import {
   CronSyntaxError,
   matchesWallTime,
@@ -478,4 +479,64 @@ test('the wall-time search is what nextRunAt uses on an ordinary day', () => {
   const spec = parseCronSpec('*/15 9-17 * * 1-5');
   const after = at('2024-05-10 17:45:00 CEST');
   assert.equal(new Date(nextMatchingWallTime(spec, wallTimeAt(after.getTime()) + MINUTE_MS)).toISOString(), '2024-05-13T09:00:00.000Z');
+});
+
+// --- steps of 0, checked against kivitendo's parser itself ----------------------------------------
+
+/**
+ * Runs kivitendo's parser (DateTime::Event::Cron on Set::Crontab, Debian's
+ * libdatetime-event-cron-perl, as SL::DB::BackgroundJob uses it) on each spec: new_from_cron, then
+ * three times next() from `from` (local wall clock). Returns per spec the three wall times or the
+ * error text without Perl's " at FILE line N." suffix.
+ */
+function kivitendoParser(specs: string[], from: string): Record<string, string[] | string> {
+  const script = `
+    use strict; use DateTime; use DateTime::Event::Cron;
+    my @f = split /[- :]/, shift @ARGV;
+    for my $spec (@ARGV) {
+      my $d = DateTime->new(year => $f[0], month => $f[1], day => $f[2], hour => $f[3], minute => $f[4], second => $f[5], time_zone => 'local');
+      my @out = eval { my $c = DateTime::Event::Cron->new_from_cron($spec); map { $d = $c->next($d); $d->strftime('%Y-%m-%d %H:%M:%S') } 1 .. 3 };
+      my $err = $@; $err =~ s/ at \\S+ line \\d+\\.?\\n?$//s; $err =~ s/\\n$//;
+      print "$spec\\t", (@out ? join(',', @out) : "error: $err"), "\\n";
+    }`;
+  const r = spawnSync('perl', ['-e', script, from, ...specs], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `kivitendo's cron parser could not be run (Debian package libdatetime-event-cron-perl missing?): ${r.stderr}`);
+  const out: Record<string, string[] | string> = {};
+  for (const line of r.stdout.trim().split('\n')) {
+    const [spec, result] = line.split('\t');
+    out[spec] = result.startsWith('error: ') ? result.slice(7) : result.split(',');
+  }
+  assert.deepEqual(Object.keys(out).sort(), [...specs].sort(), r.stdout + r.stderr);
+  return out;
+}
+
+function ours(spec: string, from: string): string[] | string {
+  try {
+    let d = parseWall(from);
+    return [1, 2, 3].map(() => wall((d = nextRunAt(spec, d))));
+  } catch (e) {
+    if (e instanceof CronSyntaxError) return e.reason;
+    throw e;
+  }
+}
+
+function parseWall(text: string): Date {
+  const [y, mo, d, h, mi, s] = text.split(/[- :]/).map(Number);
+  return new Date(y, mo - 1, d, h, mi, s);
+}
+
+test('a step of 0 is what kivitendo makes of it: "/0" means no step, "/00" is refused ("Illegal modulus zero")', () => {
+  const specs = [
+    '*/0 * * * *', '0 */0 * * *', '1-10/0 * * * *', '5/0 * * * *', '* * */0 * *', '*/0 */0 */0 */0 */0',
+    '*/00 * * * *', '0 */000 * * *', '0 0 */00 * *', '3/00 * * * *', '1-10/00 * * * *',
+    // "/00" only fails where the element lists values: not after !N, <N, >N or an empty range.
+    '!5/00 * * * *', '>50/00 * * * *', '5-2/00,7 * * * *',
+    // Which error comes first: a field is expanded (step error) before it is range-checked.
+    '*/00 99 * * *', '99 */00 * * *', '*/01 * * * *', '*/060 * * * *',
+  ];
+  const from = '2026-05-12 09:17:30';
+  const theirs = kivitendoParser(specs, from);
+  assert.equal(theirs['*/00 * * * *'], 'Illegal modulus zero', 'kivitendo refuses */00');
+  assert.deepEqual(theirs['*/0 * * * *'], ['2026-05-12 09:18:00', '2026-05-12 09:19:00', '2026-05-12 09:20:00'], 'kivitendo runs */0 every minute');
+  for (const spec of specs) assert.deepEqual(ours(spec, from), theirs[spec], spec);
 });

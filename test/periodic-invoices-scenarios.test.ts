@@ -89,53 +89,52 @@ after(async () => {
 
 const rows = async (db: Client, q: string, p: unknown[] = []) => (await db.query(q, p)).rows;
 
-describe("kivitendo's own test table (spec §6)", () => {
-  // p, ovp, start, count, default netamount, { period start → different netamount }
-  const table: [string, string, string, number, string, Record<string, string>][] = [
-    ['m', 'y', '2013-01-01', 15, '27.78', { '01.12.2013': '27.75' }],
-    ['q', 'y', '2013-01-01', 5, '83.33', { '01.10.2013': '83.34' }],
-    ['b', 'y', '2013-01-01', 3, '166.67', { '01.07.2013': '166.66' }],
-    ['y', 'y', '2013-01-01', 2, '333.33', {}],
-    ['m', 'b', '2013-01-01', 15, '55.56', { '01.06.2013': '55.53', '01.12.2013': '55.53' }],
-    ['q', 'b', '2013-01-01', 5, '166.67', { '01.04.2013': '166.66', '01.10.2013': '166.66' }],
-    ['b', 'b', '2013-01-01', 3, '333.33', {}],
-    ['y', 'b', '2013-01-01', 2, '666.66', {}],
-    ['m', 'q', '2013-01-01', 15, '111.11', {}],
-    ['q', 'q', '2013-01-01', 5, '333.33', {}],
-    ['b', 'q', '2013-01-01', 3, '666.66', {}],
-    ['y', 'q', '2013-01-01', 2, '1333.32', {}],
-    ['m', 'm', '2013-01-01', 15, '333.33', {}],
-    ['q', 'm', '2013-01-01', 5, '999.99', {}],
-    ['b', 'm', '2013-01-01', 3, '1999.98', {}],
-    ['y', 'm', '2013-01-01', 2, '3999.96', {}],
-    ['m', '2', '2012-01-01', 27, '13.89', { '01.12.2013': '13.86' }],
-    ['q', '2', '2012-01-01', 9, '41.67', { '01.10.2013': '41.64' }],
-    ['b', '2', '2012-01-01', 5, '83.33', { '01.07.2013': '83.34' }],
-    ['y', '2', '2012-01-01', 3, '166.67', { '01.01.2013': '166.66' }],
-    ['m', '5', '2009-01-01', 63, '5.56', { '01.12.2013': '5.29' }],
-    ['q', '5', '2009-01-01', 21, '16.67', { '01.10.2013': '16.60' }],
-    ['b', '5', '2009-01-01', 11, '33.33', { '01.07.2013': '33.36' }],
-    ['y', '5', '2009-01-01', 6, '66.67', { '01.01.2013': '66.65' }],
-  ];
-  let ran: Ran;
-  before(async () => {
-    const configs = table.map(([p, ovp, start], i) => ({ id: 100301 + i, p, ovp, start }));
-    ran = await run(sql(configs), new Date(2014, 2, 15, 12, 23, 34));
-  });
-  table.forEach(([p, ovp, start, count, net, special], i) => {
-    test(`p=${p} ovp=${ovp} start ${start}: ${count} invoices`, async () => {
-      assert.equal(ran.status, 'success', ran.error ?? '');
-      const inv = await rows(
-        ran.db,
-        `SELECT a.transaction_description, a.netamount::numeric(15,2)::text AS net FROM ar a JOIN periodic_invoices pi ON pi.ar_id = a.id
-          WHERE pi.config_id = $1 ORDER BY a.id`,
-        [100301 + i],
-      );
-      assert.equal(inv.length, count);
-      for (const r of inv) assert.equal(r.net, special[r.transaction_description] ?? net, r.transaction_description);
-      assert.equal(inv[0].transaction_description, start.split('-').reverse().join('.'));
+/**
+ * The cases of kivitendo's own t/background_job/create_periodic_invoices.t, read from kivitendo's
+ * source (not copied): per create_invoices() call its periodicity, order value periodicity and
+ * start date, and the (transaction description = period start, net amount) pairs its
+ * are_invoices() expects, in invoice id order.
+ */
+function kivitendoTable(): { name: string; p: string; ovp: string; start: string; expected: [string, number][] }[] {
+  const source = process.env.KIVITENDO_SOURCE ?? path.join(__dirname, '..', '..', 'shared', 'kivitendo-erp');
+  const file = path.join(source, 't', 'background_job', 'create_periodic_invoices.t');
+  assert.ok(fs.existsSync(file), `kivitendo's test ${file} is missing (set KIVITENDO_SOURCE to kivitendo's source)`);
+  const text = fs.readFileSync(file, 'utf8');
+  const call = /create_invoices\(periodic_invoices_config => \{ periodicity => '(\w)', order_value_periodicity => '(\w)', start_date => DateTime->from_kivitendo\('(\d\d)\.(\d\d)\.(\d{4})'\) \}\);\s*are_invoices\s+'([^']+)',([^;]+);/g;
+  const cases = [...text.matchAll(call)].map((m) => ({
+    name: m[6],
+    p: m[1],
+    ovp: m[2],
+    start: `${m[5]}-${m[4]}-${m[3]}`,
+    expected: [...m[7].matchAll(/\[\s*'([\d.]+)',\s*([\d.]+)\s*\]/g)].map((pair): [string, number] => [pair[1], Number(pair[2])]),
+  }));
+  // Every create_invoices() of the file must have been understood, or a case would go untested.
+  assert.equal(cases.length, (text.match(/^create_invoices\(/gm) ?? []).length, `could not read every case of ${file}`);
+  assert.ok(cases.length >= 24, `only ${cases.length} cases in ${file}`);
+  return cases;
+}
+
+describe("kivitendo's own test table (t/background_job/create_periodic_invoices.t, spec §6)", () => {
+  // As kivitendo's test does: one case per run, on its own data, at its fixed now
+  // (2014-03-15 12:23:34); the whole ordered list of (period start, net amount) must match.
+  for (const c of kivitendoTable()) {
+    test(`${c.name} start ${c.start}: ${c.expected.length} invoices, each date and net amount in order`, async () => {
+      const ran = await run(sql([{ id: 100301, p: c.p, ovp: c.ovp, start: c.start }]), new Date(2014, 2, 15, 12, 23, 34));
+      try {
+        assert.equal(ran.status, 'success', ran.error ?? '');
+        const inv = await rows(
+          ran.db,
+          `SELECT a.transaction_description, a.netamount::text AS net FROM ar a JOIN periodic_invoices pi ON pi.ar_id = a.id ORDER BY a.id`,
+        );
+        assert.deepEqual(inv.map((r): [string, number] => [r.transaction_description, Number(r.net)]), c.expected);
+      } finally {
+        // 24 databases would otherwise stay open until the end of the file.
+        open.splice(open.indexOf(ran), 1);
+        await ran.db.end();
+        ran.inst.remove();
+      }
     });
-  });
+  }
 });
 
 describe('dates, extension and deactivation (spec §2, §7.1, §7.7)', () => {

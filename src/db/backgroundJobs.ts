@@ -32,18 +32,27 @@ export async function countDueJobs(db: Client, now: string, filter: NodeFilter):
 }
 
 /**
- * The earliest time anything may become due for this node (NULL = a `once` job without schedule is
- * due now, or nothing at all when no row qualifies). Lets the loop sleep until exactly then.
+ * The earliest time anything may become due for this node (NULL = nothing at all when no row
+ * qualifies). Lets the loop sleep until exactly then. A `once` job is due at once when it has no
+ * schedule or no next_run_at (dueCondition), so it counts as '-infinity' here; a parked one
+ * ('infinity', see parkJob) never comes due by itself. A job that another server holds (its claim,
+ * see claimJob) is left out: it cannot be claimed now, and counting it as due would re-poll the
+ * client in a loop for as long as the other server runs it. When that server is done the job is
+ * no longer due; should it die instead, its claim goes with its connection and the next re-poll
+ * (within a minute, or SIGALRM) finds the job.
  */
 export async function earliestNextRun(db: Client, filter: NodeFilter): Promise<{ at: string | null; any: boolean }> {
-  const node = filter.onlyRunTasksForThisNode ? 'node_id = $1' : `(node_id IS NULL OR node_id = '' OR node_id = $1)`;
+  const node = filter.onlyRunTasksForThisNode ? 'j.node_id = $1' : `(j.node_id IS NULL OR j.node_id = '' OR j.node_id = $1)`;
   const r = await db.query<{ at: string | null; n: string }>(
-    `SELECT min(CASE WHEN type = 'once' AND (cron_spec IS NULL OR cron_spec = '') THEN '-infinity'::timestamp ELSE next_run_at END) AS at,
+    `SELECT min(CASE WHEN j.type = 'once' AND (j.cron_spec IS NULL OR j.cron_spec = '' OR j.next_run_at IS NULL) THEN '-infinity'::timestamp ELSE j.next_run_at END) AS at,
             count(*) AS n
-       FROM background_jobs
-      WHERE active = TRUE AND ${node}
-        AND ((type = 'interval' AND next_run_at IS NOT NULL) OR (type = 'once' AND last_run_at IS NULL))`,
-    [filter.nodeId],
+       FROM background_jobs j
+      WHERE j.active = TRUE AND ${node}
+        AND ((j.type = 'interval' AND j.next_run_at IS NOT NULL) OR (j.type = 'once' AND j.last_run_at IS NULL))
+        AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                           AND l.classid = $2::bigint::oid AND l.objid = j.id::bigint::oid AND l.objsubid = 2)`,
+    [filter.nodeId, ADVISORY_NAMESPACE],
   );
   return { at: r.rows[0].at, any: Number(r.rows[0].n) > 0 };
 }
@@ -91,6 +100,18 @@ export async function recordRun(db: Client, jobId: number, lastRunAt: string, ne
   } else {
     await db.query('UPDATE background_jobs SET last_run_at = $2, next_run_at = $3, data = $4 WHERE id = $1', [jobId, lastRunAt, nextRunAt, data]);
   }
+}
+
+/**
+ * A job whose cron_spec cannot be parsed is parked: not run, and not due until its schedule is
+ * fixed. last_run_at is left alone because the job did not run (and a `once` job with last_run_at
+ * would never run again, nor survive BackgroundJobCleanup). An `interval` job is never due with
+ * next_run_at NULL; a `once` job would be due at once then, so it gets 'infinity' (kivitendo's
+ * web UI loads it as a DateTime::Infinite). The web UI's save recomputes next_run_at either way.
+ */
+export async function parkJob(db: Client, job: Pick<BackgroundJobRow, 'id' | 'type'>): Promise<void> {
+  const next = job.type === 'interval' ? null : 'infinity';
+  await db.query('UPDATE background_jobs SET next_run_at = $2::timestamp WHERE id = $1', [job.id, next]);
 }
 
 export async function saveJobData(db: Client, jobId: number, data: string | null): Promise<void> {

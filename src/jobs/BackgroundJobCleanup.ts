@@ -1,13 +1,13 @@
 // kivitendo's BackgroundJobCleanup (spec jobs.md): removes `once` jobs that ran more than a day ago.
 // One set-based DELETE, so a table with many once rows is never loaded into memory.
 import { formatLocalTimestamp } from '../clock';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 export const BackgroundJobCleanup: JobPackage = {
   name: 'BackgroundJobCleanup',
   async run(ctx) {
-    readDataOptions(ctx.data, {}, 'BackgroundJobCleanup');
+    readDataOptions(ctx.data, {}, 'BackgroundJobCleanup', warnUnknownKeys(ctx));
     const now = ctx.clock.now();
     // DateTime's subtract(days => 1) keeps the wall-clock time across a DST change.
     const dayAgo = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1, now.getHours(), now.getMinutes(), now.getSeconds());

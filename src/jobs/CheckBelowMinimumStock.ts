@@ -3,7 +3,7 @@
 // failure notification) shows that stock needs attention. No such parts → success with NULL.
 import { MailError } from '../mail/mailer';
 import { renderTemplateFile } from '../mail/template';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
 
@@ -87,7 +87,7 @@ async function sendReport(ctx: JobContext, t8: Translator, rows: BelowRow[], err
 export const CheckBelowMinimumStock: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { mail_to: 'string', email: 'string' }, NAME);
+    const opts = readDataOptions(ctx.data, { mail_to: 'string', email: 'string' }, NAME, warnUnknownKeys(ctx));
     const t8 = t8For(ctx);
     const rows = (await ctx.db.query<BelowRow>('SELECT id, partnumber, description, rop, onhand FROM parts WHERE onhand < rop ORDER BY id')).rows;
     if (rows.length === 0) return null;

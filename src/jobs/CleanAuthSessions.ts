@@ -2,21 +2,20 @@
 // sessions from the auth DB and their session_files directories. Global, although it runs per client.
 import fs from 'node:fs';
 import path from 'node:path';
-import { formatLocalTimestamp } from '../clock';
 import type { Client } from '../db/pg';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 /**
- * Deletes sessions whose mtime is older than `timeoutMinutes` before `now`, with their
- * session_content rows and ROOT/users/session_files/<id> directories, in one auth DB transaction.
- * Returns the number of sessions removed. Exported for the daemon's expiry after each client.
+ * Deletes sessions whose mtime is older than `timeoutMinutes` before the auth database's now(),
+ * with their session_content rows and ROOT/users/session_files/<id> directories, in one auth DB
+ * transaction. Returns the number of sessions removed. The database's clock, because kivitendo
+ * writes mtime with it: the task server's clock or TZ may differ (another host, a UTC database).
  */
 export async function expireAuthSessions(
   auth: Client,
   kivitendoDir: string,
   timeoutMinutes: number,
-  now: Date,
   warn: (msg: string) => void = () => undefined,
 ): Promise<number> {
   const present = await auth.query<{ n: string }>(
@@ -25,8 +24,8 @@ export async function expireAuthSessions(
   if (Number(present.rows[0].n) !== 2) return 0;
 
   const expired = await auth.query<{ id: string }>(
-    `SELECT id FROM auth.session WHERE mtime < $1::timestamp - make_interval(mins => 1) * $2::float8`,
-    [formatLocalTimestamp(now), timeoutMinutes],
+    `SELECT id FROM auth.session WHERE mtime < now() - make_interval(mins => 1) * $1::float8`,
+    [timeoutMinutes],
   );
   const ids = expired.rows.map((r) => r.id);
   if (ids.length === 0) return 0;
@@ -60,9 +59,9 @@ function removeSessionDir(kivitendoDir: string, sessionId: string, warn: (msg: s
 export const CleanAuthSessions: JobPackage = {
   name: 'CleanAuthSessions',
   async run(ctx) {
-    readDataOptions(ctx.data, {}, 'CleanAuthSessions');
+    readDataOptions(ctx.data, {}, 'CleanAuthSessions', warnUnknownKeys(ctx));
     const auth = await ctx.authDb();
-    await expireAuthSessions(auth, ctx.kivitendoDir, ctx.config.authentication.sessionTimeoutMinutes, ctx.clock.now(), (m) => ctx.log.warn(m));
+    await expireAuthSessions(auth, ctx.kivitendoDir, ctx.config.authentication.sessionTimeoutMinutes, (m) => ctx.log.warn(m));
     return 1;
   },
 };

@@ -1,7 +1,7 @@
 // kivitendo's CleanBackgroundJobHistory (spec jobs.md): deletes old success/failure history rows.
 // Set-based DELETEs; each is its own statement (autocommit), as in kivitendo.
 import { formatLocalTimestamp } from '../clock';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 const DEFAULT_RETENTION = { success: 14, failure: 90 } as const;
@@ -9,7 +9,7 @@ const DEFAULT_RETENTION = { success: 14, failure: 90 } as const;
 export const CleanBackgroundJobHistory: JobPackage = {
   name: 'CleanBackgroundJobHistory',
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { retention_success: 'int', retention_failure: 'int' }, 'CleanBackgroundJobHistory');
+    const opts = readDataOptions(ctx.data, { retention_success: 'int', retention_failure: 'int' }, 'CleanBackgroundJobHistory', warnUnknownKeys(ctx));
     const now = ctx.clock.now();
     for (const status of ['success', 'failure'] as const) {
       // 0 counts as "not given" (Perl's ||=).

@@ -1,6 +1,6 @@
 // kivitendo's CloseProjectsBelongingToClosedSalesOrders (spec jobs.md): gives the projects of closed
 // sales orders a final status (and deactivates them). One set-based UPDATE, as kivitendo's update_all.
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { JobError, type JobPackage } from './types';
 
 const NAME = 'CloseProjectsBelongingToClosedSalesOrders';
@@ -8,7 +8,7 @@ const NAME = 'CloseProjectsBelongingToClosedSalesOrders';
 export const CloseProjectsBelongingToClosedSalesOrders: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { new_status: 'string', set_inactive: 'bool' }, NAME);
+    const opts = readDataOptions(ctx.data, { new_status: 'string', set_inactive: 'bool' }, NAME, warnUnknownKeys(ctx));
     const newStatus = (opts.new_status as string | undefined) || 'done';
     // An absent key means "deactivate"; a key given without a value (Perl undef) means "don't".
     const setInactive = 'set_inactive' in ctx.data ? !!opts.set_inactive : true;

@@ -2,7 +2,7 @@
 // `years`. Like kivitendo, every quotation is saved in its own transaction, including the number
 // that SL::DB::Order's save hook assigns to a quotation without one.
 import { inTransaction } from '../db/pg';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { addMonths, isoDate, ymdUtcOf } from './tierb/dates';
 import { nextTransNumber } from './tierb/numbers';
 import { t8For } from './tierb/t8';
@@ -22,7 +22,7 @@ interface QuotationRow {
 export const CloseQuotations: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { years: 'int', dry_run: 'bool' }, NAME);
+    const opts = readDataOptions(ctx.data, { years: 'int', dry_run: 'bool' }, NAME, warnUnknownKeys(ctx));
     const dryRun = !!opts.dry_run;
     const years = (opts.years as number | undefined) ?? 1;
     // DateTime->today is the UTC date here, not the local one.

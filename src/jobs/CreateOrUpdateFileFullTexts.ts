@@ -2,7 +2,7 @@
 // plain-text files whose text is missing or older than the file. Each row is saved on its own, as
 // kivitendo does; a file that cannot be loaded is skipped with a warning.
 import path from 'node:path';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { EXTRACTOR_BY_MIME_TYPE, MissingProgramError } from './full-texts/extract';
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
@@ -27,7 +27,7 @@ interface Problem {
 export const CreateOrUpdateFileFullTexts: JobPackage = {
   name: NAME,
   async run(ctx) {
-    readDataOptions(ctx.data, {}, NAME);
+    readDataOptions(ctx.data, {}, NAME, warnUnknownKeys(ctx));
     const de = ctx.user.settings.countrycode === 'de';
 
     // A file with several full-text rows is compared with (and updates) the oldest one.

@@ -7,7 +7,7 @@ import { formatLocalTimestamp } from '../clock';
 import { templateTimestamp } from '../mail/kivitendoDate';
 import { MailError } from '../mail/mailer';
 import { renderTemplateFile } from '../mail/template';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { JobError, type JobPackage } from './types';
 
 const NAME = 'FailedBackgroundJobsReport';
@@ -27,7 +27,7 @@ interface HistoryRow {
 export const FailedBackgroundJobsReport: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { recipients: 'list', from: 'string', subject: 'string', template: 'string' }, NAME);
+    const opts = readDataOptions(ctx.data, { recipients: 'list', from: 'string', subject: 'string', template: 'string' }, NAME, warnUnknownKeys(ctx));
     const recipients = ((opts.recipients as unknown[] | undefined) ?? []).map((r) => String(r ?? ''));
     if (recipients.length === 0) throw new JobError('No »recipients« specified');
     if (!opts.from) throw new JobError('No »from« specified');

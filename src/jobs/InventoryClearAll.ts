@@ -1,7 +1,7 @@
 // kivitendo's InventoryClearAll (spec jobs.md): books every non-zero stock slot (bin × charge number
 // × part, optionally of one warehouse) out with a correction transfer. One-shot by design: it only
 // runs on the day named in `correction_date`. Each inventory row is its own save, as in kivitendo.
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { isoDate, ymdOf } from './tierb/dates';
 import { t8For } from './tierb/t8';
 import { JobError, type JobPackage } from './types';
@@ -24,6 +24,7 @@ export const InventoryClearAll: JobPackage = {
       ctx.data,
       { correction_date: 'string', comment: 'string', dry_run: 'bool', warehouse: 'string' },
       NAME,
+      warnUnknownKeys(ctx),
     );
     const comment = (opts.comment as string | undefined) ?? 'vor Inventur';
     const today = isoDate(ymdOf(ctx.clock.now()));

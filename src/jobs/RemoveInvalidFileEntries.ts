@@ -2,7 +2,7 @@
 // content its storage backend cannot deliver, collecting the errors in data.file_errors. The job
 // row's data is saved at the start (status 1), after every error and at the end (status 2).
 import path from 'node:path';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
@@ -48,7 +48,7 @@ async function fileError(ctx: JobContext, file: FileRow, docFiles: boolean, docW
 export const RemoveInvalidFileEntries: JobPackage = {
   name: NAME,
   async run(ctx) {
-    readDataOptions(ctx.data, { status: 'int', file_errors: 'list' }, NAME);
+    readDataOptions(ctx.data, { status: 'int', file_errors: 'list' }, NAME, warnUnknownKeys(ctx));
     const t8 = t8For(ctx);
     const defaults = await ctx.db.query<{ doc_files: boolean | null; doc_webdav: boolean | null }>('SELECT doc_files, doc_webdav FROM defaults LIMIT 1');
     const docFiles = !!defaults.rows[0]?.doc_files;

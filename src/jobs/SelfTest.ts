@@ -7,7 +7,7 @@ import path from 'node:path';
 import { perlTrue } from '../config/configStd';
 import { MailError } from '../mail/mailer';
 import { renderTemplateFile } from '../mail/template';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { NovoclonStrict } from './self-test/NovoclonStrict';
 import { Tap, type SelfTestModule } from './self-test/tap';
 import { Transactions } from './self-test/Transactions';
@@ -38,7 +38,7 @@ export const SelfTest: JobPackage = {
     // kivitendo also takes a single module name given as a plain string.
     const raw = { ...ctx.data };
     if (typeof raw.modules === 'string') raw.modules = [raw.modules];
-    const options = readDataOptions(raw, { modules: 'list', email: 'string', mail_to: 'string' }, NAME);
+    const options = readDataOptions(raw, { modules: 'list', email: 'string', mail_to: 'string' }, NAME, warnUnknownKeys(ctx));
     const config = ctx.config.sections['self_test'] ?? {};
     const msg = messages(ctx.user.settings.countrycode === 'de');
 

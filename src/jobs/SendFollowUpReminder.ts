@@ -104,7 +104,7 @@ export const SendFollowUpReminder: JobPackage = {
     for (const key of Object.keys(ctx.data)) {
       if (!(PARAMS as readonly string[]).includes(key)) throw new JobError(`Not a valid parameter: ${key}`);
     }
-    const opts = readDataOptions(ctx.data, Object.fromEntries(PARAMS.map((k) => [k, 'string' as const])), NAME);
+    const opts = readDataOptions(ctx.data, Object.fromEntries(PARAMS.map((k) => [k, 'string' as const])), NAME, 'fail');
     const t8 = t8For(ctx);
     const config = ctx.config.sections['follow_up_reminder'] ?? {};
     const settings = ctx.user.settings;

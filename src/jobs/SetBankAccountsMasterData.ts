@@ -3,7 +3,7 @@
 // save (own transaction), including the number SL::DB::Customer/Vendor assigns when it is empty.
 import { formatLocalTimestamp } from '../clock';
 import { inTransaction } from '../db/pg';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { nextTransNumber } from './tierb/numbers';
 import { JobError, type JobContext, type JobPackage } from './types';
 
@@ -47,7 +47,7 @@ async function bankData(ctx: JobContext, vc: 'customer' | 'vendor', months: numb
 export const SetBankAccountsMasterData: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { months: 'int', overwrite: 'int', dry_run: 'int' }, NAME);
+    const opts = readDataOptions(ctx.data, { months: 'int', overwrite: 'int', dry_run: 'int' }, NAME, warnUnknownKeys(ctx));
     const months = opts.months as number | undefined;
     const overwrite = opts.overwrite as number | undefined;
     const dryRunIn = opts.dry_run as number | undefined;

@@ -1,7 +1,7 @@
 // kivitendo's SetClosedTo (spec jobs.md): moves defaults.closedto ("books closed up to") forward to
 // now − months − days; never moves it back. One UPDATE of the single defaults row.
 import { formatLocalTimestamp } from '../clock';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { addDays, addMonths, isoDate, ymdOf } from './tierb/dates';
 import { JobError, type JobPackage } from './types';
 
@@ -10,7 +10,7 @@ const NAME = 'SetClosedTo';
 export const SetClosedTo: JobPackage = {
   name: NAME,
   async run(ctx) {
-    const opts = readDataOptions(ctx.data, { subtract_month: 'int', subtract_days: 'int' }, NAME);
+    const opts = readDataOptions(ctx.data, { subtract_month: 'int', subtract_days: 'int' }, NAME, warnUnknownKeys(ctx));
     // 0 counts as "not given" (Perl's ||), negative numbers are refused like kivitendo's /^\d+\z/.
     const months = (opts.subtract_month as number | undefined) || 1;
     const days = (opts.subtract_days as number | undefined) || 10;

@@ -1,7 +1,7 @@
 // kivitendo's SetNumberRange (spec jobs.md): resets all record number ranges of the defaults row for
 // a new year (prefix kept, counter = year × multiplier) or a new month (strftime text + postfix).
 // All columns are computed first and written in one UPDATE, as kivitendo saves the row once.
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { strftimeDate, ymdOf } from './tierb/dates';
 import { PrefixedNumber } from './tierb/numbers';
 import { perlScalar } from './tierb/scalars';
@@ -29,6 +29,7 @@ export const SetNumberRange: JobPackage = {
         monthly_postfix: 'string',
       },
       NAME,
+      warnUnknownKeys(ctx),
     );
     const resultText = perlScalar(result, 'result', NAME);
     const digitsYear = opts.digits_year as number | undefined;

@@ -1,6 +1,6 @@
 // kivitendo's Test package (spec jobs.md "Test"): the reference job for checking a set-up.
 import { perlTrue } from '../config/configStd';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { perlScalar } from './tierb/scalars';
 import { JobError, type JobPackage } from './types';
 
@@ -9,9 +9,9 @@ const NAME = 'Test';
 export const Test: JobPackage = {
   name: NAME,
   async run(ctx) {
-    // `exception` and `result` take any scalar; only unknown keys are checked by the validator.
+    // `exception` and `result` take any scalar; the validator only reports the other keys.
     const { exception, result, ...rest } = ctx.data;
-    readDataOptions(rest, {}, NAME);
+    readDataOptions(rest, {}, NAME, warnUnknownKeys(ctx));
     const exceptionText = perlScalar(exception, 'exception', NAME);
     const resultText = perlScalar(result, 'result', NAME);
     // Level 0 (ctx.log.notice) is written whatever [debug] global_level says, as in kivitendo.

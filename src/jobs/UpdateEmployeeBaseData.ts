@@ -1,13 +1,15 @@
 // kivitendo's UpdateEmployeeBaseData (spec jobs.md; Employee manager's
 // update_entries_for_authorized_users): every auth user assigned to this client gets an employee row
 // with the user's name and deleted = false. Each save is its own statement, as in kivitendo.
-import { readDataOptions } from './dataOptions';
+// kivitendo updates the one row its login → employee map holds; employee.login has a unique index
+// (employee_login_key) in kivitendo's schema, so `WHERE login = $1` is that row and no other.
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 export const UpdateEmployeeBaseData: JobPackage = {
   name: 'UpdateEmployeeBaseData',
   async run(ctx) {
-    readDataOptions(ctx.data, {}, 'UpdateEmployeeBaseData');
+    readDataOptions(ctx.data, {}, 'UpdateEmployeeBaseData', warnUnknownKeys(ctx));
     const auth = await ctx.authDb();
     const users = await auth.query<{ login: string; name: string | null }>(
       `SELECT u.login,

@@ -1,12 +1,12 @@
 // kivitendo's ValidityTokenCleanup (spec jobs.md): drops expired validity tokens.
 import { formatLocalTimestamp } from '../clock';
-import { readDataOptions } from './dataOptions';
+import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
 
 export const ValidityTokenCleanup: JobPackage = {
   name: 'ValidityTokenCleanup',
   async run(ctx) {
-    readDataOptions(ctx.data, {}, 'ValidityTokenCleanup');
+    readDataOptions(ctx.data, {}, 'ValidityTokenCleanup', warnUnknownKeys(ctx));
     // "now" is the local wall clock in whole seconds, as DateTime->now_local is formatted for the query.
     await ctx.db.query('DELETE FROM validity_tokens WHERE valid_until < $1', [formatLocalTimestamp(ctx.clock.now())]);
     return 1;

@@ -1,7 +1,10 @@
 // Validation of a job's `data` mapping. kivitendo reads keys from `data` without checking them; a
-// misspelt key or a list where a number belongs silently falls back to a default there. Here such a
-// row fails with one line naming the key, so the admin sees the mistake in the history.
-import { JobError } from './types';
+// list where a number belongs silently falls back to a default there. Here a wrong type fails the
+// run with one line naming the key, so the admin sees the mistake in the history. Unknown keys are
+// treated as kivitendo's package treats them: nearly all ignore them, so here they are ignored with
+// a WARN line naming the key (a job kivitendo runs must not fail here for a stray key); the few
+// packages that refuse them (SendFollowUpReminder: "Not a valid parameter") still fail.
+import { JobError, type JobContext } from './types';
 
 export type OptionType = 'int' | 'number' | 'string' | 'bool' | 'list' | 'map';
 
@@ -14,22 +17,34 @@ const TYPE_NAMES: Record<OptionType, string> = {
   map: 'a mapping',
 };
 
+/** A key the package does not read: 'fail' (the run fails naming it) or a warning sink. */
+export type UnknownKeys = 'fail' | ((message: string) => void);
+
+/** The usual policy: a WARN line in the log naming job, package and key; the job runs. */
+export function warnUnknownKeys(ctx: Pick<JobContext, 'job' | 'log'>): (message: string) => void {
+  return (message) => ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${message}`);
+}
+
 /**
  * Checks `data` against `spec` (key → type) and returns the normalised values of the keys that are
  * present. A key with an empty YAML value (null) counts as absent: Perl sees undef there and uses
  * its default. Numbers given as digit strings are accepted (YAML.pm writes `'14'` as often as `14`);
- * `bool` follows Perl truthiness for scalars. Throws JobError for unknown keys and wrong types.
+ * `bool` follows Perl truthiness for scalars. Throws JobError for wrong types, and for unknown keys
+ * when `unknownKeys` is 'fail' (else they are reported to it and ignored).
  */
 export function readDataOptions(
   data: Record<string, unknown> | null | undefined,
   spec: Record<string, OptionType>,
   jobName: string,
+  unknownKeys: UnknownKeys,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (data === null || data === undefined) return out;
   for (const [key, value] of Object.entries(data)) {
     if (!Object.prototype.hasOwnProperty.call(spec, key)) {
-      throw new JobError(`${jobName}: unknown key '${key}' in data`);
+      if (unknownKeys === 'fail') throw new JobError(`${jobName}: unknown key '${key}' in data`);
+      unknownKeys(`${jobName}: unknown key '${key}' in data ignored (kivitendo's ${jobName} does not read it either)`);
+      continue;
     }
     if (value === null || value === undefined) continue;
     const type = spec[key];

@@ -123,16 +123,24 @@ const STEP = /\/([0-9]+)$/;
 /** Adds one comma-separated element to `parts`; anything unrecognised contributes nothing (§2.2). */
 function addElement(parts: FieldParts, element: string, range: FieldRange): void {
   const stepMatch = STEP.exec(element);
-  // A step applies to the values of its own element; 0 (or none) means no stepping.
-  const step = stepMatch ? Number(stepMatch[1]) || 1 : 1;
+  // A step applies to the values of its own element. kivitendo's parser tests the step text for
+  // Perl truth: "0" (or none) means no stepping, so `*/0` is `*`; "00", "000" are true and divide
+  // by zero ("Illegal modulus zero") as soon as the element lists a value, so they are refused.
+  const stepText = stepMatch?.[1];
+  const zeroStep = stepText !== undefined && stepText !== '0' && Number(stepText) === 0;
+  const step = stepText !== undefined && !zeroStep ? Number(stepText) || 1 : 1;
   const body = stepMatch ? element.slice(0, stepMatch.index) : element;
+  const pick = (start: number, end: number) => {
+    if (zeroStep && start <= end) throw new FieldError('Illegal modulus zero');
+    parts.picked.push({ start, end, step });
+  };
   let m: RegExpExecArray | null;
   if (NUMBER.test(body)) {
-    parts.picked.push({ start: Number(body), end: Number(body), step });
+    pick(Number(body), Number(body));
   } else if (body === '*') {
-    parts.picked.push({ start: range.min, end: range.max, step });
+    pick(range.min, range.max);
   } else if ((m = RANGE.exec(body))) {
-    parts.picked.push({ start: Number(m[1]), end: Number(m[2]), step });
+    pick(Number(m[1]), Number(m[2]));
   } else if ((m = EXCLUSION.exec(body))) {
     parts.excluded.add(Number(m[1]));
   } else if ((m = COMPARISON.exec(body))) {

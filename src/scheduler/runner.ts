@@ -4,7 +4,7 @@
 // failure for packages this server does not implement, and no write-back of unchanged columns.
 import { formatLocalTimestamp, type Clock } from '../clock';
 import type { Config, DbParams } from '../config/config';
-import { recordRun, saveJobData } from '../db/backgroundJobs';
+import { parkJob, recordRun, saveJobData } from '../db/backgroundJobs';
 import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
 import { lazyJournal } from '../db/emailJournal';
 import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
@@ -32,7 +32,7 @@ export interface RunJobParams {
 
 export interface RunOutcome {
   history: HistoryRow;
-  /** null when the schedule is invalid and the job was parked (next_run_at cleared). */
+  /** null when the schedule is invalid and the job was parked (see parkJob). */
   nextRunAt: string | null;
 }
 
@@ -63,7 +63,8 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
   const runAt = formatLocalTimestamp(clock.now());
 
   // An invalid schedule would make kivitendo re-run the job every minute. Park it instead: it
-  // does not run, and next_run_at stays NULL until the spec is fixed (the web UI recomputes it).
+  // does not run and is not due until the web UI's save (which validates the spec and recomputes
+  // next_run_at) fixes it. See parkJob.
   try {
     nextRunAt(job.cron_spec, clock.now());
   } catch (e) {
@@ -72,7 +73,7 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
       package_name: job.package_name, run_at: runAt, status: 'failure', result: null,
       error: `${e.message}; the job was not run and waits until its schedule is fixed`, data: job.data, description: null,
     });
-    await control.query('UPDATE background_jobs SET last_run_at = $2, next_run_at = NULL WHERE id = $1', [job.id, runAt]);
+    await parkJob(control, job);
     p.log.warn(`BackgroundJob ID ${job.id} of client ${p.client.name}: ${e.message}`);
     return { history, nextRunAt: null };
   }

@@ -371,6 +371,7 @@ export class Scheduler {
 function earliestMs(next: { at: string | null; any: boolean }): number {
   if (!next.any) return Number.POSITIVE_INFINITY;
   if (next.at === null || next.at === '-infinity') return 0;
+  if (next.at === 'infinity') return Number.POSITIVE_INFINITY; // only parked jobs (parkJob)
   return Math.ceil(parseLocalTimestamp(next.at).getTime() / 1000) * 1000;
 }
 

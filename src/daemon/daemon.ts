@@ -18,11 +18,9 @@ export interface DaemonOptions extends ConfigLocation {
   detached: boolean;
   /** stderr goes to journald/syslog: prefix lines with <N>. */
   journald: boolean;
-  /** How long running jobs may finish after SIGTERM/SIGINT. */
+  /** How long running jobs may finish after SIGTERM/SIGINT; default [task_server] shutdown_grace. */
   graceMs?: number;
 }
-
-export const DEFAULT_GRACE_MS = 10_000;
 
 export function createConfiguredLogger(config: Config, journald: boolean): Logger {
   const file = config.debug.fileName ? path.resolve(config.kivitendoDir, config.debug.fileName) : '/tmp/lx-office-debug.log';
@@ -101,7 +99,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     handle.release();
     throw new Fatal(`Error: Cannot start the scheduler: ${oneLine(e)}`);
   }
-  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  const graceMs = () => opts.graceMs ?? current.taskServer.shutdownGraceMs;
+  // Set by the first SIGTERM/SIGINT: resolves once running jobs finished or were stopped.
+  let stopped: Promise<void> | undefined;
 
   const uninstall = installDaemonSignals({
     wake: () => scheduler.wake(),
@@ -112,11 +112,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         process.exit(0);
       }
       note('Quitting...', opts.journald);
-      log.debug(`${signal} received, stopping (grace period ${graceMs} ms)`);
-      scheduler.stop(graceMs).then(
-        // run() resolves after stop(); should it not, leave anyway.
-        () => setTimeout(() => (handle.release(), process.exit(0)), 2000),
-        (e) => fatalExit('Error while stopping', e),
+      log.debug(`${signal} received, stopping (grace period ${graceMs()} ms)`);
+      stopped = scheduler.stop(graceMs());
+      stopped.then(
+        // run() returns once its current sweep ends; should that take long (a client DB that does not
+        // answer), leave anyway: the jobs are done.
+        () => setTimeout(() => (handle.release(), process.exit(0)), 2000).unref(),
+        () => undefined, // reported where run() awaits it
       );
     },
     reload: () => {
@@ -148,6 +150,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     // 'memory-limit' (logged by the scheduler) ends with exit 0 like kivitendo: the process manager
     // (systemd Restart=always, upstart respawn) starts a fresh one.
     await scheduler.run();
+    // The loop ends as soon as a stop is requested; the jobs still running get their grace period.
+    await stopped;
   } catch (e) {
     log.error(`The scheduler failed: ${oneLine(e)}`);
     code = 1;

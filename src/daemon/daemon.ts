@@ -18,11 +18,13 @@ export interface DaemonOptions extends ConfigLocation {
   detached: boolean;
   /** stderr goes to journald/syslog: prefix lines with <N>. */
   journald: boolean;
+  /** stderr goes nowhere (detached, no syslog socket): its lines go to the debug log instead. */
+  stderrLost?: boolean;
   /** How long running jobs may finish after SIGTERM/SIGINT; default [task_server] shutdown_grace. */
   graceMs?: number;
 }
 
-export function createConfiguredLogger(config: Config, journald: boolean): Logger {
+export function createConfiguredLogger(config: Config, journald: boolean, stderrLost = false): Logger {
   const file = config.debug.fileName ? path.resolve(config.kivitendoDir, config.debug.fileName) : '/tmp/lx-office-debug.log';
   return createLogger({
     file,
@@ -30,6 +32,7 @@ export function createConfiguredLogger(config: Config, journald: boolean): Logge
     taskServerDebug: config.taskServer.debug,
     stderr: true,
     journald,
+    stderrLost,
   });
 }
 
@@ -80,7 +83,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     process.stdout.on('error', () => undefined);
     process.stderr.on('error', () => undefined);
   }
-  const log = switchableLogger(createConfiguredLogger(config, opts.journald));
+  const log = switchableLogger(createConfiguredLogger(config, opts.journald, opts.stderrLost));
+  // task_server.pl's progress lines; without a reader of stderr they go to the debug log.
+  const say = (msg: string, prio = 6) => (opts.stderrLost ? log.notice(msg) : note(msg, opts.journald, prio));
   const fatalExit = (what: string, e: unknown) => {
     log.error(`${what}: ${oneLine(e)}`);
     handle.release();
@@ -89,7 +94,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   process.on('uncaughtException', (e) => fatalExit('Unexpected error', e));
   process.on('unhandledRejection', (e) => fatalExit('Unexpected error', e));
 
-  note('Starting up...', opts.journald);
+  say('Starting up...');
   let current = config;
   const nodeId = resolveNodeId(config);
   let scheduler: Scheduler;
@@ -107,11 +112,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     wake: () => scheduler.wake(),
     stop: (signal, repeated) => {
       if (repeated) {
-        note(`${signal} received again - exiting now`, opts.journald, 4);
+        say(`${signal} received again - exiting now`, 4);
         handle.release();
         process.exit(0);
       }
-      note('Quitting...', opts.journald);
+      say('Quitting...');
       log.debug(`${signal} received, stopping (grace period ${graceMs()} ms)`);
       stopped = scheduler.stop(graceMs());
       stopped.then(
@@ -122,13 +127,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       );
     },
     reload: () => {
-      note('Reconfiguration requested', opts.journald);
+      say('Reconfiguration requested');
       try {
         const next = readConfig(opts);
         if (next.taskServer.runAs !== current.taskServer.runAs) {
           log.warn('[task_server] run_as changed: this only takes effect after a restart');
         }
-        log.target = createConfiguredLogger(next, opts.journald);
+        log.target = createConfiguredLogger(next, opts.journald, opts.stderrLost);
         scheduler.reload(next);
         current = next;
         log.info('Configuration reloaded');

@@ -170,7 +170,7 @@ async function stopOrphanedBackends(p: RunJobParams): Promise<void> {
   const { control, job } = p;
   const orphans = await jobBackendPids(control, job.id);
   if (!orphans.length) return;
-  p.log.warn(
+  p.log.problem(
     `BackgroundJob ID ${job.id} (${job.package_name}) of client ${p.client.name} still ran in database backend ${orphans.join(', ')} of a task server that is gone; terminated it before running the job again`,
   );
   for (const pid of orphans) {

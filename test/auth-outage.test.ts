@@ -61,3 +61,85 @@ describe('outages in the default debug log (detached daemon, no syslog socket)',
     assert.match(debugLog(), / \[\d+\] : Quitting\.\.\.$/m);
   });
 });
+
+describe('the auth database not up yet at start-up', { concurrency: false }, () => {
+  const WAITING = /^Waiting for the authentication database (for up to (\d+) s \(\[task_server\] startup_wait\)|until it is reachable): cannot connect to database \w+ on 127\.0\.0\.1:\d+ as postgres: .+$/;
+
+  /** Runs the CLI with PostgreSQL down; PostgreSQL comes back 3 s after the CLI said it waits. */
+  async function startWhileDown(args: string[], untilExit: boolean) {
+    pg.halt();
+    let d: ReturnType<typeof spawnCli>;
+    try {
+      d = spawnCli(args, { env: env() });
+      await waitFor('the waiting line', () => /Waiting for the authentication database/.test(d.out.stdout), 30_000, () => d.out.stdout + d.out.stderr);
+      await sleep(3000); // several retries
+      assert.ok(alive(d.child.pid!), `still waiting: ${d.out.stdout}${d.out.stderr}`);
+      assert.equal(readIfExists(pidFile()), undefined, 'no pid file while waiting');
+    } finally {
+      pg.resume();
+    }
+    if (untilExit) await d.exited;
+    return d;
+  }
+
+  test('start -f waits (unbounded by default), says so once, and comes up when PostgreSQL does', { timeout: 90_000 }, async () => {
+    inst.writeConfig(QUIET);
+    const d = await startWhileDown(['-f', 'start'], false);
+    await waitFor('the daemon to come up', () => /is up and running/.test(d.out.stderr), 30_000, () => d.out.stdout + d.out.stderr);
+    assert.equal(Number(readIfExists(pidFile())!.trim()), d.child.pid);
+    const waiting = lines(d.out.stdout).filter((l) => /Waiting/.test(l));
+    assert.equal(waiting.length, 1, d.out.stdout);
+    assert.match(waiting[0], WAITING);
+    assert.match(waiting[0], /until it is reachable/);
+    d.child.kill('SIGTERM');
+    assert.equal((await d.exited).code, 0);
+  });
+
+  test('start (detached) waits up to 60 s by default, says so once, and reports the daemon running', { timeout: 90_000 }, async () => {
+    inst.writeConfig(QUIET);
+    const d = await startWhileDown(['start'], true);
+    const { code } = await d.exited;
+    assert.equal(code, 0, d.out.stdout + d.out.stderr);
+    const pid = Number(readIfExists(pidFile())!.trim());
+    const out = lines(d.out.stdout);
+    assert.equal(out[0], 'Starting kivitendo-background-jobs server');
+    assert.match(out[1], WAITING);
+    assert.equal(WAITING.exec(out[1])![2], '60');
+    assert.deepEqual(out.slice(2), [`kivitendo-background-jobs running - pid ${pid}`]);
+    assert.equal(d.out.stderr, '');
+    assert.equal((await runCli(['stop'], { env: env() })).code, 0);
+  });
+
+  test('[task_server] startup_wait bounds the wait: exit 1 with the connection error after it', { timeout: 90_000 }, async () => {
+    inst.writeConfig({ ...QUIET, task_server: { ...QUIET.task_server, startup_wait: '2s' }, system: { language: 'en' } });
+    pg.halt();
+    try {
+      for (const args of [['-f', 'start'], ['start']]) {
+        const t0 = Date.now();
+        const r = await runCli(args, { env: env() });
+        const took = Date.now() - t0;
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+        assert.ok(took >= 2000, `${args.join(' ')} gave up after ${took} ms`);
+        assert.equal(lines(r.stdout).filter((l) => WAITING.test(l)).length, 1, r.stdout);
+        assert.match(r.stdout, /for up to 2 s/);
+        assert.deepEqual(lines(r.stderr).map((l) => l.replace(/: cannot connect.*/, '')), ['Error: The connection to the authentication database failed']);
+        assert.equal(readIfExists(pidFile()), undefined);
+      }
+    } finally {
+      pg.resume();
+    }
+  });
+
+  test('wrong credentials refuse at once, without waiting', { timeout: 60_000 }, async () => {
+    inst.writeConfig({ ...QUIET, 'authentication/database': { password: 'not-the-password' } });
+    for (const args of [['-f', 'start'], ['start']]) {
+      const t0 = Date.now();
+      const r = await runCli(args, { env: env() });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.ok(Date.now() - t0 < 10_000, `${args.join(' ')} took ${Date.now() - t0} ms`);
+      assert.doesNotMatch(r.stdout, /Waiting/);
+      assert.match(r.stderr, /password authentication failed/);
+    }
+    inst.writeConfig(QUIET);
+  });
+});

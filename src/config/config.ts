@@ -43,6 +43,8 @@ export interface Config {
     jobTimeLimitsMs: Record<string, number>;
     /** How long running jobs may finish after SIGTERM/SIGINT before they are stopped, ms (kivitendo-task-server only). */
     shutdownGraceMs: number;
+    /** How long start-up waits for an auth DB that is not up yet, ms (Infinity: until it is); undefined: not set. */
+    startupWaitMs: number | undefined;
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -143,6 +145,11 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       jobTimeLimitMs: ts.job_time_limit ? parseDuration(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
       jobTimeLimitsMs: limits,
       shutdownGraceMs: ts.shutdown_grace ? parseDuration(ts.shutdown_grace, '[task_server] shutdown_grace') : DEFAULT_SHUTDOWN_GRACE_MS,
+      startupWaitMs: !ts.startup_wait?.trim()
+        ? undefined
+        : /^\s*(forever|infinite|unlimited)\s*$/i.test(ts.startup_wait)
+          ? Number.POSITIVE_INFINITY
+          : parseDuration(ts.startup_wait, '[task_server] startup_wait'),
     },
     notifyOnFailure: {
       sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),

@@ -54,8 +54,19 @@ function ensurePidDir(file: string) {
 }
 
 /** Runs the daemon until it is stopped; returns the exit code. Throws Fatal for start-up failures. */
+/**
+ * How long the daemon's start-up waits for the auth DB unless [task_server] startup_wait says: a
+ * foreground daemon (systemd, upstart) until it is up — the supervisor started it, and PostgreSQL may
+ * come later in boot —, a detached `start` (SysV init, the web UI, a shell) 60 s, since its caller
+ * waits for the verdict.
+ */
+export const DEFAULT_STARTUP_WAIT_MS = { foreground: Number.POSITIVE_INFINITY, detached: 60_000 };
+
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const config = await preflight(opts);
+  const config = await preflight(opts, {
+    defaultWaitMs: opts.detached ? DEFAULT_STARTUP_WAIT_MS.detached : DEFAULT_STARTUP_WAIT_MS.foreground,
+    onWait: (line, ms) => opts.reporter.waiting(line, ms),
+  });
   const pidFile = pidFilePath(config);
   const shownPidFile = displayPath(config.kivitendoDir, pidFile);
   ensurePidDir(pidFile);

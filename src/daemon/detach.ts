@@ -111,15 +111,22 @@ function onPath(cmd: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The `logger` command line, through sh to ignore SIGALRM and SIGHUP in it (an ignored signal stays
+ * ignored across exec, and logger keeps it): its arguments name the program, so `pkill -ALRM -f
+ * kivitendo` meant as a wake-up would otherwise kill it, and the daemon's log lines with it.
+ */
+export function syslogCommand(logger: string): [string, string[]] {
+  return ['/bin/sh', ['-c', 'trap "" ALRM HUP; exec "$0" "$@"', logger, '-t', 'kivitendo-background-jobs', '--prio-prefix', '-p', 'user.notice']];
+}
+
 /** A `logger` process feeding syslog/journald, if there is a logger and a log socket. */
 function spawnSyslogPipe(): { stream: Writable; close(): void } | undefined {
   const logger = onPath('logger');
   const socket = ['/dev/log', '/run/systemd/journal/socket'].some((s) => fs.existsSync(s));
   if (!logger || !socket) return undefined;
-  const lg = spawn(logger, ['-t', 'kivitendo-background-jobs', '--prio-prefix', '-p', 'user.notice'], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-    detached: true,
-  });
+  const [file, args] = syslogCommand(logger);
+  const lg = spawn(file, args, { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   lg.on('error', () => undefined);
   lg.unref();
   return {

@@ -136,8 +136,9 @@ describe('the auth database not up yet at start-up', { concurrency: false }, () 
       const t0 = Date.now();
       const r = await runCli(args, { env: env() });
       assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.ok(Date.now() - t0 < 10_000, `${args.join(' ')} took ${Date.now() - t0} ms`);
       assert.doesNotMatch(r.stdout, /Waiting/);
+      // Far below the 60 s (start) or unbounded (-f) wait; the bound allows for a loaded machine.
+      assert.ok(Date.now() - t0 < 30_000, `${args.join(' ')} took ${Date.now() - t0} ms`);
       assert.match(r.stderr, /password authentication failed/);
     }
     inst.writeConfig(QUIET);

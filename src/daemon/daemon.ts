@@ -53,7 +53,6 @@ function ensurePidDir(file: string) {
   }
 }
 
-/** Runs the daemon until it is stopped; returns the exit code. Throws Fatal for start-up failures. */
 /**
  * How long the daemon's start-up waits for the auth DB unless [task_server] startup_wait says: a
  * foreground daemon (systemd, upstart) until it is up — the supervisor started it, and PostgreSQL may
@@ -62,6 +61,7 @@ function ensurePidDir(file: string) {
  */
 export const DEFAULT_STARTUP_WAIT_MS = { foreground: Number.POSITIVE_INFINITY, detached: 60_000 };
 
+/** Runs the daemon until it is stopped; returns the exit code. Throws Fatal for start-up failures. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const config = await preflight(opts, {
     defaultWaitMs: opts.detached ? DEFAULT_STARTUP_WAIT_MS.detached : DEFAULT_STARTUP_WAIT_MS.foreground,

@@ -1,11 +1,14 @@
 // Start-up figures of the single executable: size, `--help` wall time, `start` until the pid file is
-// written (the CLI returns), until the first poll finished, idle RSS, `stop`.
+// written (the CLI returns), until the first poll finished, idle RSS, `stop`; how long an idle daemon
+// takes to go after SIGTERM; the SIGALRM window of Node's own bootstrap (exec until our first
+// statement installs the handler), found by signalling `--help` processes after 0, 5, 10, ... ms.
 // Usage: npx tsx bench/startup.ts   (builds dist/ if needed, starts a throwaway PostgreSQL)
-import { spawnSync } from 'node:child_process';
+//        KTS_BINARY=/path/to/other/kivitendo-task-server npx tsx bench/startup.ts   (compare a build)
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cliEnv, DEFAULT_PID_FILE, ensureBinary, readIfExists, REPO, waitFor } from '../test/harness/cli';
+import { alive, cliEnv, DEFAULT_PID_FILE, ensureBinary, readIfExists, waitFor } from '../test/harness/cli';
 import { createInstallation } from '../test/harness/installation';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -19,8 +22,8 @@ function timed(file: string, args: string[], cwd = '/'): { ms: number; status: n
 }
 
 async function main() {
-  const binary = ensureBinary();
-  const bundle = path.join(REPO, 'dist', 'kivitendo-task-server.js');
+  const binary = process.env.KTS_BINARY ?? ensureBinary();
+  const bundle = path.join(path.dirname(binary), 'kivitendo-task-server.js');
   console.log(`binary size           ${mib(fs.statSync(binary).size)} (bundle ${(fs.statSync(bundle).size / 1024).toFixed(0)} KiB)`);
 
   for (const [name, file, args] of [
@@ -54,6 +57,43 @@ async function main() {
     console.log(`idle RSS after 3 s    ${field('VmRSS')} = RssAnon ${field('RssAnon')} + RssFile ${field('RssFile')} (VmSize ${field('VmSize')})`);
     const stop = timed(exe, ['stop']);
     console.log(`stop                  ${stop.ms.toFixed(0)} ms (exit ${stop.status})`);
+
+    // Idle daemon: `stop` wall time (the CLI's own start-up included) and SIGTERM → process gone.
+    const stops: number[] = [];
+    const terms: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      if (timed(exe, ['start']).status !== 0) throw new Error('start failed');
+      await sleep(1500);
+      stops.push(timed(exe, ['stop']).ms);
+      if (timed(exe, ['start']).status !== 0) throw new Error('start failed');
+      const p = Number(readIfExists(DEFAULT_PID_FILE(inst.root))!.trim());
+      await sleep(1500);
+      const t1 = process.hrtime.bigint();
+      process.kill(p, 'SIGTERM');
+      while (alive(p)) await sleep(5);
+      terms.push(ms(t1));
+    }
+    console.log(`idle stop             median ${median(stops).toFixed(0)} ms, min ${Math.min(...stops).toFixed(0)} ms (5 runs; CLI start-up included)`);
+    console.log(`idle SIGTERM → gone   median ${median(terms).toFixed(0)} ms, max ${Math.max(...terms).toFixed(0)} ms (5 runs, polled every 5 ms)`);
+
+    // SIGALRM window: a process signalled before its first statement dies of it.
+    const killedAfter = async (delayMs: number) =>
+      new Promise<boolean>((resolve) => {
+        const c = spawn(exe, ['--help'], { stdio: 'ignore', env: cliEnv() });
+        const t = setTimeout(() => c.kill('SIGALRM'), delayMs);
+        c.on('close', (_code, sig) => (clearTimeout(t), resolve(sig === 'SIGALRM')));
+      });
+    const rows: string[] = [];
+    let lastKill = -1;
+    // Until three delays in a row killed none (the window depends on the machine's load).
+    for (let d = 0, quiet = 0; d <= 1000 && quiet < 3; d += 10) {
+      let k = 0;
+      for (let i = 0; i < 5; i++) if (await killedAfter(d)) k++;
+      rows.push(`${d}:${k}`);
+      if (k) lastKill = d;
+      quiet = k ? 0 : quiet + 1;
+    }
+    console.log(`SIGALRM window        killed when sent ≤ ${lastKill} ms after spawn (delay ms:kills of 5: ${rows.join(' ')})`);
   } finally {
     inst.remove();
     inst.pg.stop();

@@ -198,7 +198,8 @@ describe('configuration errors (before any database access)', () => {
   });
 
   test('deprecated key with a false value (login = 0) is no refusal', async () => {
-    const root = bareRoot('[task_server]\nlogin = 0\n[authentication/database]\nhost = 127.0.0.1\nport = 1\n');
+    // startup_wait = 0: fail at the unreachable database instead of waiting for it.
+    const root = bareRoot('[task_server]\nlogin = 0\nstartup_wait = 0\n[authentication/database]\nhost = 127.0.0.1\nport = 1\n');
     const r = await runCli(['-f', 'start'], { env: { KIVITENDO_DIR: root } });
     assert.equal(r.code, 1); // gets as far as the (unreachable) database
     assert.match(r.stderr, /Authentifizierungsdatenbank/);

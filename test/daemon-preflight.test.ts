@@ -41,15 +41,17 @@ async function bothStarts(opts: { user?: string } = {}): Promise<CliResult[]> {
 }
 
 describe('pre-flight refusals', { concurrency: false }, () => {
-  test('auth database unreachable: one line (German for language = de), exit 1', async () => {
+  test('auth database unreachable (startup_wait = 0): one line (German for language = de), exit 1', async () => {
     const port = await freePort();
-    inst.writeConfig({ 'authentication/database': { port: String(port) } });
+    // Without startup_wait = 0 start-up waits for it (test/auth-outage.test.ts).
+    const noWait = { task_server: { startup_wait: '0' } };
+    inst.writeConfig({ 'authentication/database': { port: String(port) }, ...noWait });
     for (const r of await bothStarts()) {
       assert.equal(r.code, 1);
       assert.equal(lines(r.stderr).length, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^Error: Die Verbindung zur Authentifizierungsdatenbank schlug fehl: cannot connect to database ${inst.authDb} on 127\\.0\\.0\\.1:${port} as postgres: .*ECONNREFUSED`));
     }
-    inst.writeConfig({ 'authentication/database': { port: String(port) }, system: { language: 'en' } });
+    inst.writeConfig({ 'authentication/database': { port: String(port) }, system: { language: 'en' }, ...noWait });
     const r = await runCli(['-f', 'start'], { env: env() });
     assert.match(r.stderr, /^Error: The connection to the authentication database failed: /);
   });

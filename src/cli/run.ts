@@ -4,7 +4,6 @@ import { ConfigError, pidFilePath, resolveConfigPath } from '../config/config';
 import { childReporter, isSea } from '../daemon/detach';
 import { Fatal, oneLine } from '../daemon/errors';
 import { parseArgs, UsageError, type CliOptions } from './args';
-import { check } from './check';
 import { reload, restart, start, status, stop, type Context } from './control';
 import { kivitendoDir } from './root';
 import { PROGRAM, usage, versionLine } from './usage';
@@ -70,7 +69,7 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'stop':
         return await stop(ctx);
       case 'check':
-        return await check(ctx);
+        return await (await import('./check')).check(ctx);
       case 'reload':
         return await reload(ctx);
       case 'restart':

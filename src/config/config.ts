@@ -41,6 +41,10 @@ export interface Config {
     jobTimeLimitMs: number;
     /** Per-package overrides of jobTimeLimitMs. */
     jobTimeLimitsMs: Record<string, number>;
+    /** How long running jobs may finish after SIGTERM/SIGINT before they are stopped, ms (kivitendo-task-server only). */
+    shutdownGraceMs: number;
+    /** How long start-up waits for an auth DB that is not up yet, ms (Infinity: until it is); undefined: not set. */
+    startupWaitMs: number | undefined;
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -53,6 +57,9 @@ export interface Config {
   authDb: DbParams;
   debug: { globalLevel: string; fileName: string };
 }
+
+/** [task_server] shutdown_grace when not set: what task_server.pl's `stop` allows before its SIGTERM, minus a margin. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 /** Candidates for the default config file, in task_server.pl's order. */
 export const DEFAULT_CONFIG_CANDIDATES = ['config/kivitendo.conf', 'config/lx_office.conf', 'config/kivitendo.conf.default'];
@@ -184,6 +191,12 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       concurrency: positiveInt(sections, 'task_server', 'concurrency', 4),
       jobTimeLimitMs: ts.job_time_limit ? parseDuration(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
       jobTimeLimitsMs: limits,
+      shutdownGraceMs: ts.shutdown_grace ? parseDuration(ts.shutdown_grace, '[task_server] shutdown_grace') : DEFAULT_SHUTDOWN_GRACE_MS,
+      startupWaitMs: !ts.startup_wait?.trim()
+        ? undefined
+        : /^\s*(forever|infinite|unlimited)\s*$/i.test(ts.startup_wait)
+          ? Number.POSITIVE_INFINITY
+          : parseDuration(ts.startup_wait, '[task_server] startup_wait'),
     },
     notifyOnFailure: {
       sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),

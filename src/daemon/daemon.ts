@@ -19,13 +19,13 @@ export interface DaemonOptions extends ConfigLocation {
   detached: boolean;
   /** stderr goes to journald/syslog: prefix lines with <N>. */
   journald: boolean;
-  /** How long running jobs may finish after SIGTERM/SIGINT. */
+  /** stderr goes nowhere (detached, no syslog socket): its lines go to the debug log instead. */
+  stderrLost?: boolean;
+  /** How long running jobs may finish after SIGTERM/SIGINT; default [task_server] shutdown_grace. */
   graceMs?: number;
 }
 
-export const DEFAULT_GRACE_MS = 10_000;
-
-export function createConfiguredLogger(config: Config, journald: boolean): Logger {
+export function createConfiguredLogger(config: Config, journald: boolean, stderrLost = false): Logger {
   const file = config.debug.fileName ? path.resolve(config.kivitendoDir, config.debug.fileName) : '/tmp/lx-office-debug.log';
   return createLogger({
     file,
@@ -33,6 +33,7 @@ export function createConfiguredLogger(config: Config, journald: boolean): Logge
     taskServerDebug: config.taskServer.debug,
     stderr: true,
     journald,
+    stderrLost,
   });
 }
 
@@ -53,9 +54,20 @@ function ensurePidDir(file: string) {
   }
 }
 
+/**
+ * How long the daemon's start-up waits for the auth DB unless [task_server] startup_wait says: a
+ * foreground daemon (systemd, upstart) until it is up — the supervisor started it, and PostgreSQL may
+ * come later in boot —, a detached `start` (SysV init, the web UI, a shell) 60 s, since its caller
+ * waits for the verdict.
+ */
+export const DEFAULT_STARTUP_WAIT_MS = { foreground: Number.POSITIVE_INFINITY, detached: 60_000 };
+
 /** Runs the daemon until it is stopped; returns the exit code. Throws Fatal for start-up failures. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
-  const config = await preflight(opts);
+  const config = await preflight(opts, {
+    defaultWaitMs: opts.detached ? DEFAULT_STARTUP_WAIT_MS.detached : DEFAULT_STARTUP_WAIT_MS.foreground,
+    onWait: (line, ms) => opts.reporter.waiting(line, ms),
+  });
   const pidFile = pidFilePath(config);
   const shownPidFile = displayPath(config.kivitendoDir, pidFile);
   ensurePidDir(pidFile);
@@ -91,7 +103,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     process.stdout.on('error', () => undefined);
     process.stderr.on('error', () => undefined);
   }
-  const log = switchableLogger(createConfiguredLogger(config, opts.journald));
+  const log = switchableLogger(createConfiguredLogger(config, opts.journald, opts.stderrLost));
+  // task_server.pl's progress lines; without a reader of stderr they go to the debug log.
+  const say = (msg: string, prio = 6) => (opts.stderrLost ? log.notice(msg) : note(msg, opts.journald, prio));
   const fatalExit = (what: string, e: unknown) => {
     log.error(`${what}: ${oneLine(e)}`);
     handle.release();
@@ -100,7 +114,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   process.on('uncaughtException', (e) => fatalExit('Unexpected error', e));
   process.on('unhandledRejection', (e) => fatalExit('Unexpected error', e));
 
-  note('Starting up...', opts.journald);
+  say('Starting up...');
   let current = config;
   const nodeId = resolveNodeId(config);
   let scheduler: Scheduler;
@@ -110,32 +124,36 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     handle.release();
     throw new Fatal(`Error: Cannot start the scheduler: ${oneLine(e)}`);
   }
-  const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  const graceMs = () => opts.graceMs ?? current.taskServer.shutdownGraceMs;
+  // Set by the first SIGTERM/SIGINT: resolves once running jobs finished or were stopped.
+  let stopped: Promise<void> | undefined;
 
   const uninstall = installDaemonSignals({
     wake: () => scheduler.wake(),
     stop: (signal, repeated) => {
       if (repeated) {
-        note(`${signal} received again - exiting now`, opts.journald, 4);
+        say(`${signal} received again - exiting now`, 4);
         handle.release();
         process.exit(0);
       }
-      note('Quitting...', opts.journald);
-      log.debug(`${signal} received, stopping (grace period ${graceMs} ms)`);
-      scheduler.stop(graceMs).then(
-        // run() resolves after stop(); should it not, leave anyway.
-        () => setTimeout(() => (handle.release(), process.exit(0)), 2000),
-        (e) => fatalExit('Error while stopping', e),
+      say('Quitting...');
+      log.debug(`${signal} received, stopping (grace period ${graceMs()} ms)`);
+      stopped = scheduler.stop(graceMs());
+      stopped.then(
+        // run() returns once its current sweep ends; should that take long (a client DB that does not
+        // answer), leave anyway: the jobs are done.
+        () => setTimeout(() => (handle.release(), process.exit(0)), 2000).unref(),
+        () => undefined, // reported where run() awaits it
       );
     },
     reload: () => {
-      note('Reconfiguration requested', opts.journald);
+      say('Reconfiguration requested');
       try {
         const next = readConfig(opts);
         if (next.taskServer.runAs !== current.taskServer.runAs) {
           log.warn('[task_server] run_as changed: this only takes effect after a restart');
         }
-        log.target = createConfiguredLogger(next, opts.journald);
+        log.target = createConfiguredLogger(next, opts.journald, opts.stderrLost);
         scheduler.reload(next);
         current = next;
         log.info('Configuration reloaded');
@@ -157,6 +175,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     // 'memory-limit' (logged by the scheduler) ends with exit 0 like kivitendo: the process manager
     // (systemd Restart=always, upstart respawn) starts a fresh one.
     await scheduler.run();
+    // The loop ends as soon as a stop is requested; the jobs still running get their grace period.
+    await stopped;
   } catch (e) {
     log.error(`The scheduler failed: ${oneLine(e)}`);
     code = 1;

@@ -4,6 +4,7 @@
 // on fd 3 over which the child reports progress as JSON lines:
 //   {"t":"out","line":...}  a line for the caller's stdout (e.g. "Removed stale pid file ...")
 //   {"t":"err","line":...}  a line for the caller's stderr (a pre-flight error)
+//   {"t":"wait","ms":N}     pre-flight waits up to N ms (null: unbounded) for the auth DB
 //   {"t":"ready","pid":N}   pre-flight passed, pid file written: the parent may exit 0
 // If the child exits before "ready", the parent exits with the child's exit code — so `start`
 // reports the real outcome instead of always 0 (spec task-server.md §14.24).
@@ -14,6 +15,8 @@ import * as sea from 'node:sea';
 import type { Writable } from 'node:stream';
 
 export const DAEMON_CHILD_FLAG = '--daemon-child';
+/** Beyond the child's own start-up wait: its pre-flight after the auth DB came (upgrade check, pid file). */
+const WAIT_MARGIN_MS = 30_000;
 const STATUS_FD = 3;
 
 /** How a child of this very program is started: the SEA binary itself, or node + its flags + script. */
@@ -34,12 +37,15 @@ export function isSea(): boolean {
 export interface Reporter {
   out(line: string): void;
   err(line: string): void;
+  /** Start-up waits (for the auth DB) up to waitMs (Infinity: no bound): `line` says so, once. */
+  waiting(line: string, waitMs: number): void;
   ready(pid: number): void;
 }
 
 export const foregroundReporter: Reporter = {
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
+  waiting: (line) => process.stdout.write(line + '\n'),
   ready: () => undefined,
 };
 
@@ -72,6 +78,12 @@ export function childReporter(fd = STATUS_FD): Reporter {
       send({ t: 'err', line });
       process.stderr.write(line + '\n');
     },
+    waiting(line, waitMs) {
+      // The parent extends its own start-up timeout to the child's bound (null: none).
+      send({ t: 'wait', ms: Number.isFinite(waitMs) ? waitMs : null });
+      send({ t: 'out', line });
+      process.stderr.write(line + '\n');
+    },
     ready(pid) {
       send({ t: 'ready', pid });
       if (open) {
@@ -99,15 +111,22 @@ function onPath(cmd: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The `logger` command line, through sh to ignore SIGALRM and SIGHUP in it (an ignored signal stays
+ * ignored across exec, and logger keeps it): its arguments name the program, so `pkill -ALRM -f
+ * kivitendo` meant as a wake-up would otherwise kill it, and the daemon's log lines with it.
+ */
+export function syslogCommand(logger: string): [string, string[]] {
+  return ['/bin/sh', ['-c', 'trap "" ALRM HUP; exec "$0" "$@"', logger, '-t', 'kivitendo-background-jobs', '--prio-prefix', '-p', 'user.notice']];
+}
+
 /** A `logger` process feeding syslog/journald, if there is a logger and a log socket. */
 function spawnSyslogPipe(): { stream: Writable; close(): void } | undefined {
   const logger = onPath('logger');
   const socket = ['/dev/log', '/run/systemd/journal/socket'].some((s) => fs.existsSync(s));
   if (!logger || !socket) return undefined;
-  const lg = spawn(logger, ['-t', 'kivitendo-background-jobs', '--prio-prefix', '-p', 'user.notice'], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-    detached: true,
-  });
+  const [file, args] = syslogCommand(logger);
+  const lg = spawn(file, args, { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   lg.on('error', () => undefined);
   lg.unref();
   return {
@@ -168,15 +187,17 @@ export function startDetached(opts: DetachOptions): Promise<number> {
       child.unref();
       resolve(code);
     };
-    const timer = setTimeout(() => {
-      err(`kivitendo-background-jobs did not finish starting within ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s; terminated it`);
-      try {
-        child.kill('SIGTERM');
-      } catch {
-        /* gone */
-      }
-      finish(1);
-    }, opts.timeoutMs ?? 60_000);
+    const giveUp = (ms: number) =>
+      setTimeout(() => {
+        err(`kivitendo-background-jobs did not finish starting within ${Math.round(ms / 1000)} s; terminated it`);
+        try {
+          child.kill('SIGTERM');
+        } catch {
+          /* gone */
+        }
+        finish(1);
+      }, ms);
+    let timer: NodeJS.Timeout | undefined = giveUp(opts.timeoutMs ?? 60_000);
     status.setEncoding?.('utf8');
     status.on('data', (chunk: string) => {
       buffered += chunk;
@@ -184,13 +205,16 @@ export function startDetached(opts: DetachOptions): Promise<number> {
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        let msg: { t?: string; line?: string; pid?: number };
+        let msg: { t?: string; line?: string; pid?: number; ms?: number | null };
         try {
           msg = JSON.parse(line);
         } catch {
           continue;
         }
-        if (msg.t === 'out') out(String(msg.line));
+        if (msg.t === 'wait') {
+          clearTimeout(timer);
+          timer = typeof msg.ms === 'number' ? giveUp(msg.ms + WAIT_MARGIN_MS) : undefined;
+        } else if (msg.t === 'out') out(String(msg.line));
         else if (msg.t === 'err') {
           told = true;
           err(String(msg.line));

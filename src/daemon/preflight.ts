@@ -4,11 +4,13 @@
 // refusal text) and never contains a password.
 import fs from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
 import { ConfigSyntaxError } from '../config/configStd';
 import { appliedAuthUpgradeTags } from '../db/auth';
 import { pendingUpgrades, readAuthUpgradeControls, UpgradeControlError } from '../db/authUpgrades';
 import { openConnection, redact } from '../db/pg';
+import { isTransientDbError } from '../scheduler/backoff';
 import { Fatal, oneLine } from './errors';
 import { validateMemoryLimits } from './memoryLimit';
 import { dropPrivileges } from './privileges';
@@ -64,8 +66,48 @@ export function readConfig(loc: ConfigLocation): Config {
   return config;
 }
 
+export interface StartupWait {
+  /** Used when [task_server] startup_wait is not set, ms (Infinity: until the auth DB is up). */
+  defaultWaitMs: number;
+  /** Told once when the wait begins, with the bound that applies. */
+  onWait?(line: string, waitMs: number): void;
+}
+
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 5000;
+
+/**
+ * Connects to the auth DB; while it is not up yet (refused, starting up — normal early in boot) it
+ * retries with backoff up to the configured wait. Wrong credentials or a missing database refuse at
+ * once: waiting would not fix them.
+ */
+async function connectAuthDb(config: Config, wait: StartupWait | undefined) {
+  const waitMs = wait ? (config.taskServer.startupWaitMs ?? wait.defaultWaitMs) : 0;
+  const deadline = Date.now() + waitMs;
+  let retryMs = FIRST_RETRY_MS;
+  for (let told = false; ; ) {
+    try {
+      return await openConnection(config.authDb, { applicationName: 'kivitendo-task-server pre-flight' });
+    } catch (e) {
+      const why = redact(oneLine(e), config.authDb.password);
+      const left = deadline - Date.now();
+      if (!isTransientDbError(e) || left <= 0) {
+        const prefix = AUTH_CONNECT_FAILED[config.system.language] ?? AUTH_CONNECT_FAILED.en;
+        throw new Fatal(`Error: ${prefix} ${why}`);
+      }
+      if (!told) {
+        told = true;
+        const bound = Number.isFinite(waitMs) ? `for up to ${Math.round(waitMs / 1000)} s ([task_server] startup_wait)` : 'until it is reachable';
+        wait!.onWait?.(`Waiting for the authentication database ${bound}: ${why}`, waitMs);
+      }
+      await sleep(Math.min(retryMs, left));
+      retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+    }
+  }
+}
+
 /** Connects to the auth DB and refuses on unapplied auth upgrade scripts. Throws Fatal. */
-export async function verifyAuthDb(config: Config): Promise<void> {
+export async function verifyAuthDb(config: Config, wait?: StartupWait): Promise<void> {
   let controls;
   try {
     controls = readAuthUpgradeControls(config.kivitendoDir);
@@ -73,13 +115,7 @@ export async function verifyAuthDb(config: Config): Promise<void> {
     if (e instanceof UpgradeControlError) throw new Fatal(e.message);
     throw e;
   }
-  let auth;
-  try {
-    auth = await openConnection(config.authDb, { applicationName: 'kivitendo-task-server pre-flight' });
-  } catch (e) {
-    const prefix = AUTH_CONNECT_FAILED[config.system.language] ?? AUTH_CONNECT_FAILED.en;
-    throw new Fatal(`Error: ${prefix} ${redact(oneLine(e), config.authDb.password)}`);
-  }
+  const auth = await connectAuthDb(config, wait);
   try {
     const pending = pendingUpgrades(controls, await appliedAuthUpgradeTags(auth));
     if (pending.length) throw new Fatal(AUTH_UPGRADE_TEXT, 2);
@@ -91,10 +127,10 @@ export async function verifyAuthDb(config: Config): Promise<void> {
   }
 }
 
-/** The whole pre-flight. Returns the configuration. */
-export async function preflight(loc: ConfigLocation): Promise<Config> {
+/** The whole pre-flight. Returns the configuration. Without `wait` an unreachable auth DB fails at once. */
+export async function preflight(loc: ConfigLocation, wait?: StartupWait): Promise<Config> {
   const config = readConfig(loc);
-  await verifyAuthDb(config);
+  await verifyAuthDb(config, wait);
   dropPrivileges(config.taskServer.runAs);
   return config;
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export type Level = 'info' | 'debug1' | 'warn' | 'error' | 'notice';
+export type Level = 'info' | 'debug1' | 'warn' | 'error' | 'notice' | 'problem';
 
 export interface Logger {
   info(msg: string): void;
@@ -13,6 +13,11 @@ export interface Logger {
   error(msg: string): void;
   /** kivitendo's level-0 messages (written whatever global_level says) that are not errors. */
   notice(msg: string): void;
+  /**
+   * A warning an admin must see whatever global_level says (an outage begins): written to the file
+   * like a level-0 message but marked WARNING, priority 4 in the journal.
+   */
+  problem(msg: string): void;
 }
 
 const LEVEL_BITS: Record<string, number> = {
@@ -35,8 +40,10 @@ const FILE_LEVEL: Record<Level, { bit: number; name: string }> = {
   warn: { bit: LEVEL_BITS.WARN, name: 'WARNING' },
   error: { bit: 0, name: '' }, // level 0: always written
   notice: { bit: 0, name: '' },
+  problem: { bit: 0, name: 'WARNING' },
 };
-const JOURNAL_PRIORITY: Record<Level, number> = { error: 3, warn: 4, notice: 5, info: 6, debug1: 7 };
+const JOURNAL_PRIORITY: Record<Level, number> = { error: 3, warn: 4, problem: 4, notice: 5, info: 6, debug1: 7 };
+const STDERR_LABEL: Record<Level, string> = { error: 'ERROR', warn: 'WARN', problem: 'WARN', notice: 'NOTICE', info: 'INFO', debug1: 'DEBUG1' };
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 function fileTimestamp(d: Date): string {
@@ -58,6 +65,11 @@ export interface LoggerOptions {
   /** Write to stderr too (foreground / journald). */
   stderr: boolean;
   journald?: boolean;
+  /**
+   * Nobody reads stderr (a detached daemon without a syslog socket): every line meant for stderr
+   * goes to the file instead, whatever global_level says.
+   */
+  stderrLost?: boolean;
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
@@ -67,7 +79,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     const { bit, name } = FILE_LEVEL[level];
     // Deliberate fix of spec §14.14: the daemon's own debug messages only need [task_server] debug
     // (kivitendo also requires DEBUG1 in [debug] global_level, contrary to its config comment).
-    if (opts.file && (bit === 0 || (mask & bit) !== 0 || (level === 'debug1' && opts.taskServerDebug))) {
+    const forStderr = level !== 'debug1' || opts.taskServerDebug;
+    if (opts.file && (bit === 0 || (mask & bit) !== 0 || (level === 'debug1' && opts.taskServerDebug) || (opts.stderrLost && forStderr))) {
       try {
         fs.mkdirSync(path.dirname(opts.file), { recursive: true });
         fs.appendFileSync(opts.file, formatLogLine(new Date(), process.pid, name, msg));
@@ -75,10 +88,10 @@ export function createLogger(opts: LoggerOptions): Logger {
         // The log file is shared with the web server and may be unwritable; stderr still has it.
       }
     }
-    if (opts.stderr && (level !== 'debug1' || opts.taskServerDebug)) {
+    if (opts.stderr && !opts.stderrLost && forStderr) {
       const text = journald
         ? msg.split('\n').map((l) => `<${JOURNAL_PRIORITY[level]}>${l}`).join('\n')
-        : `${new Date().toISOString()} ${level.toUpperCase()} ${msg}`;
+        : `${new Date().toISOString()} ${STDERR_LABEL[level]} ${msg}`;
       process.stderr.write(text + '\n');
     }
   };
@@ -90,6 +103,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     warn: (m) => write('warn', m),
     error: (m) => write('error', m),
     notice: (m) => write('notice', m),
+    problem: (m) => write('problem', m),
   };
 }
 
@@ -102,6 +116,7 @@ export function switchableLogger(initial: Logger): Logger & { target: Logger } {
     warn: (m: string) => l.target.warn(m),
     error: (m: string) => l.target.error(m),
     notice: (m: string) => l.target.notice(m),
+    problem: (m: string) => l.target.problem(m),
   };
   return l;
 }
@@ -115,5 +130,6 @@ export function memoryLogger(lines: string[] = []): Logger & { lines: string[] }
     warn: (m) => lines.push(`WARN ${m}`),
     error: (m) => lines.push(`ERROR ${m}`),
     notice: (m) => lines.push(`NOTICE ${m}`),
+    problem: (m) => lines.push(`WARN ${m}`),
   };
 }

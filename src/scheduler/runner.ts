@@ -7,6 +7,7 @@ import type { Config, DbParams } from '../config/config';
 import { parkJob, recordRun, saveJobData } from '../db/backgroundJobs';
 import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
 import { lazyJournal } from '../db/emailJournal';
+import { jobBackendPids, terminateBackend } from '../db/jobBackends';
 import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
 import { findJobPackage, KIVITENDO_PACKAGES } from '../jobs/registry';
@@ -60,6 +61,7 @@ function errorText(e: unknown, client: ClientRow): string {
 
 export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
   const { job, clock, control } = p;
+  await stopOrphanedBackends(p);
   const runAt = formatLocalTimestamp(clock.now());
 
   // An invalid schedule would make kivitendo re-run the job every minute. Park it instead: it
@@ -154,6 +156,34 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
   const next = formatLocalTimestamp(nextRunAt(job.cron_spec, clock.now()));
   await recordRun(control, job.id, runAt, next, dataChanged ? dataText : undefined);
   return { history, nextRunAt: next };
+}
+
+const ORPHAN_WAIT_MS = 10_000;
+
+/**
+ * A server killed mid-job loses its claim (the advisory lock dies with its control connection), but
+ * the job's backend runs on until PostgreSQL notices the client is gone — which a backend waiting
+ * for a lock or busy in a long statement does not. Under our claim any backend named after the job
+ * is such an orphan: terminate it and wait until it is gone, so that no job has two live backends.
+ * Throws (nothing written, the claim is released by the caller) if it cannot be terminated.
+ */
+async function stopOrphanedBackends(p: RunJobParams): Promise<void> {
+  const { control, job } = p;
+  const orphans = await jobBackendPids(control, job.id);
+  if (!orphans.length) return;
+  p.log.problem(
+    `BackgroundJob ID ${job.id} (${job.package_name}) of client ${p.client.name} still ran in database backend ${orphans.join(', ')} of a task server that is gone; terminated it before running the job again`,
+  );
+  for (const pid of orphans) {
+    await terminateBackend(control, pid).catch((e: Error) => {
+      throw new Error(`BackgroundJob ID ${job.id} still runs in database backend ${pid}, which cannot be terminated: ${e.message}`);
+    });
+  }
+  const until = Date.now() + ORPHAN_WAIT_MS;
+  for (let left = orphans; left.length; left = await jobBackendPids(control, job.id)) {
+    if (Date.now() > until) throw new Error(`BackgroundJob ID ${job.id} still runs in database backend ${left.join(', ')} ${ORPHAN_WAIT_MS / 1000} s after it was terminated; not run`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /**

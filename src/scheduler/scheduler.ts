@@ -252,7 +252,7 @@ export class Scheduler {
     if (this.authOutage && this.authBackoff.retryAt > this.clock.now().getTime()) return undefined;
     try {
       const rows = await this.withAuth(enabledClients);
-      if (this.authOutage) this.log.info(`The authentication database is reachable again (was: ${this.authOutage}).`);
+      if (this.authOutage) this.log.notice(`The authentication database is reachable again (was: ${this.authOutage}).`);
       this.authOutage = undefined;
       this.authBackoff.succeed();
       return rows;
@@ -260,8 +260,10 @@ export class Scheduler {
       await this.auth?.end().catch(() => undefined);
       this.auth = undefined;
       const msg = (e as Error).message;
-      if (!this.authOutage) this.log.warn(`The authentication database is unreachable, retrying with backoff: ${msg}`);
-      this.authOutage = msg;
+      // The outage is logged once, with its first error, whatever global_level says; its end names
+      // that first error again (later ones are mostly "connection refused" while it restarts).
+      if (!this.authOutage) this.log.problem(`The authentication database is unreachable, retrying with backoff: ${msg}`);
+      this.authOutage ??= msg;
       this.authBackoff.fail(this.clock.now().getTime());
       return undefined;
     }
@@ -298,15 +300,15 @@ export class Scheduler {
     const msg = `client ${state.row.id} (${state.row.name}): ${e.message}`;
     state.backoff.fail(this.clock.now().getTime(), isTransientDbError(e) ? 2000 : 60_000);
     if (state.outage) return;
-    state.outage = msg;
-    this.log.warn(`Exception during execution: ${msg}`);
+    state.outage = e.message;
+    this.log.problem(`Exception during execution: ${msg}`);
     this.notify({ kind: 'client-outage', client: state.row, message: e.message });
   }
 
   private clientRecovered(state: ClientState) {
     state.backoff.succeed();
     if (!state.outage) return;
-    this.log.info(`client ${state.row.id} (${state.row.name}) is reachable again`);
+    this.log.notice(`client ${state.row.id} (${state.row.name}) is reachable again (was: ${state.outage}).`);
     state.outage = undefined;
     this.notify({ kind: 'client-recovered', client: state.row });
   }

@@ -41,6 +41,13 @@ export interface Config {
     jobTimeLimitMs: number;
     /** Per-package overrides of jobTimeLimitMs. */
     jobTimeLimitsMs: Record<string, number>;
+    /**
+     * `[task_server] perl`: the perl binary for kivitendo's own job packages (default `perl`, looked
+     * up in PATH); null when the Perl path is switched off (`perl = 0`).
+     */
+    perl: string | null;
+    /** `[task_server] perl_packages`: packages run through kivitendo's Perl code even where a native module exists. */
+    perlPackages: string[];
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -137,6 +144,8 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       concurrency: positiveInt(sections, 'task_server', 'concurrency', 4),
       jobTimeLimitMs: ts.job_time_limit ? parseDuration(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
       jobTimeLimitsMs: limits,
+      perl: ts.perl === '0' ? null : (ts.perl ?? '').trim() || 'perl',
+      perlPackages: packageList(ts.perl_packages ?? '', '[task_server] perl_packages'),
     },
     notifyOnFailure: {
       sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),
@@ -166,6 +175,15 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       fileName: get('debug', 'file_name', 'users/kivitendo-debug.log'),
     },
   };
+}
+
+/** `A, B C` → ['A', 'B', 'C']; names must look like kivitendo package names. */
+function packageList(value: string, where: string): string[] {
+  const names = value.split(/[\s,]+/).filter(Boolean);
+  for (const n of names) {
+    if (!/^[A-Z][A-Za-z0-9]+$/.test(n)) throw new ConfigError(`Invalid package name '${n}' in ${where}: expected names like CsvImport, separated by commas`);
+  }
+  return names;
 }
 
 /** `90`, `90s`, `15m`, `2h` → milliseconds. */

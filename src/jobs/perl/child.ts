@@ -257,3 +257,41 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
     };
   });
 }
+
+/** Why a package's kivitendo module cannot be loaded, as one line (undefined: it loads). */
+export type PackageProbe = Map<string, string | undefined>;
+
+/**
+ * Loads kivitendo's modules of the named packages in one perl process (for `check`), without
+ * running anything. Rejects when perl cannot be started.
+ */
+export function probePerlPackages(config: Config, names: string[]): Promise<PackageProbe> {
+  const perl = config.taskServer.perl;
+  if (!perl) return Promise.reject(new Error('the Perl path is switched off ([task_server] perl = 0)'));
+  const script = [
+    'BEGIN { unshift @INC, "modules/override"; push @INC, "." }',
+    'for my $p (@ARGV) {',
+    '  if (eval "require SL::BackgroundJob::$p; 1") { print "$p\\tok\\n"; next }',
+    '  my $e = "$@";',
+    '  if ($e =~ m{^Can\'t locate (\\S+)\\.pm in \\@INC}) { (my $m = $1) =~ s{/}{::}g; print "$p\\tmissing\\t$m\\n"; next }',
+    '  $e =~ s/\\n.*//s; print "$p\\terror\\t$e\\n";',
+    '}',
+  ].join('\n');
+  return new Promise((resolve, reject) => {
+    const child = spawn(perl, ['-e', script, ...names], { cwd: config.kivitendoDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.resume();
+    child.on('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? `'${perl}' not found` : e.message)));
+    child.on('close', () => {
+      const probe: PackageProbe = new Map();
+      for (const line of out.split('\n')) {
+        const [name, state, detail] = line.split('\t');
+        if (!name || !names.includes(name)) continue;
+        probe.set(name, state === 'ok' ? undefined : state === 'missing' ? `kivitendo's Perl code needs the Perl module ${detail}, which is not installed` : `does not compile: ${detail}`);
+      }
+      for (const n of names) if (!probe.has(n)) probe.set(n, 'loading it killed perl');
+      resolve(probe);
+    });
+  });
+}

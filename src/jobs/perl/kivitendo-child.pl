@@ -97,10 +97,13 @@ sub initialize_kivitendo {
   require SL::LxOfficeConf;
   SL::LxOfficeConf->read($req->{config_file});
 
+  # SL::Auth before anything that loads SL::YAML: SL::Auth uses YAML.pm, and SL::YAML then takes
+  # YAML.pm instead of YAML::XS, as in task_server.pl and the web UI. Job data is read and written
+  # with the same module (its formatting, and `null` is the string "null" there).
+  require SL::Auth;
   require SL::LXDebug;
   require SL::Locale;
   require SL::Form;
-  require SL::Auth;
   require SL::InstanceConfiguration;
   require SL::Request;
   require SL::Layout::None;

@@ -18,6 +18,7 @@ import {
   runWithKivitendoTaskServer,
   startOurDaemon,
   wakeUpTaskServer,
+  yamlShape,
   type RunningDaemon,
 } from './harness/webui';
 
@@ -52,6 +53,8 @@ interface Outcome {
   data: Record<string, any>;
   seen: Record<string, any>[];
   history: Record<string, any>;
+  /** YAML formatting of background_jobs.data and of the history row's data */
+  yaml: { job: string | null; history: string | null };
   job: Record<string, any>;
   customers: Record<string, any>[];
   report?: Record<string, any>;
@@ -62,7 +65,11 @@ interface Outcome {
 /** Everything the job left behind, with the installation-specific ids left out for comparison. */
 async function outcome(inst: KivitendoInstallation, prefix: string, jobId: number, data: Record<string, any>, seen: Record<string, any>[]): Promise<Outcome> {
   const q = (sql: string, p: unknown[] = []) => inst.query('Demo', sql, p);
-  const [history] = await q(`SELECT package_name, status, result, error FROM background_job_histories WHERE package_name = 'CsvImport' ORDER BY id DESC LIMIT 1`);
+  const [{ data: historyData, ...history }] = await q(
+    `SELECT package_name, status, result, error, data FROM background_job_histories WHERE package_name = 'CsvImport' ORDER BY id DESC LIMIT 1`,
+  );
+  const [{ data: jobText }] = await q(`SELECT data FROM background_jobs WHERE id = $1`, [jobId]);
+  const yaml = { job: yamlShape(jobText), history: yamlShape(historyData) };
   const [job] = await q(`SELECT type, active, last_run_at IS NOT NULL AS has_run FROM background_jobs WHERE id = $1`, [jobId]);
   const customers = await q(
     `SELECT customernumber, name, street, zipcode, city, email, taxzone_id, currency_id, country_id IS NOT NULL AS has_country, taxincluded, obsolete, discount
@@ -74,7 +81,7 @@ async function outcome(inst: KivitendoInstallation, prefix: string, jobId: numbe
     : undefined;
   const reportRows = data.report_id ? await q(`SELECT row, col, value FROM csv_import_report_rows WHERE csv_import_report_id = $1 ORDER BY row, col`, [data.report_id]) : [];
   const reportStatus = data.report_id ? await q(`SELECT row, type, value FROM csv_import_report_status WHERE csv_import_report_id = $1 ORDER BY row, type, value`, [data.report_id]) : [];
-  return { jobId, data, seen, history, job, customers, report, reportRows, reportStatus };
+  return { jobId, data, seen, history, yaml, job, customers, report, reportRows, reportStatus };
 }
 
 /** The web UI's import/test button, then our daemon woken by SIGALRM, polled as the page does. */
@@ -110,6 +117,7 @@ function comparableData(d: Record<string, any>) {
 
 function assertSameAsTaskServerPl(o: Outcome, r: Outcome) {
   assert.deepEqual(o.history, r.history, 'history row as task_server.pl writes it');
+  assert.deepEqual(o.yaml, r.yaml, "the YAML text of data (job and history) is formatted as kivitendo's task_server.pl writes it");
   assert.deepEqual(comparableData(o.data), comparableData(r.data), 'background_jobs.data as task_server.pl leaves it');
   assert.deepEqual(o.customers, r.customers, 'customer table as after task_server.pl');
   assert.deepEqual(o.report, r.report, 'csv_import_reports row');

@@ -19,6 +19,14 @@ import type { Installation } from './installation';
  */
 export const KIVITENDO_SAVE_NEXT_RUN_AT = `date_trunc('minute', localtimestamp) + interval '1 minute'`;
 
+/**
+ * YAML as kivitendo's SL::YAML::Dump writes it (undef as `~`: Perl's YAML.pm reads `null` as the
+ * string "null").
+ */
+export function dumpAsKivitendo(data: Record<string, unknown>): string {
+  return YAML.stringify(data, { nullStr: '~' });
+}
+
 /** A logged-in user's session: the auth.session row and its id (kivitendo: 32 hex digits). */
 export async function createWebSession(inst: Installation): Promise<string> {
   const id = crypto.randomBytes(16).toString('hex');
@@ -105,7 +113,7 @@ export async function createCsvImportJob(
     for (const [key, value] of Object.entries(settings)) {
       await db.query(`INSERT INTO csv_import_profile_settings (csv_import_profile_id, key, value) VALUES ($1, $2, $3)`, [profileId, key, value]);
     }
-    const data = YAML.stringify({ employee_id: employee.rows[0].id, profile_id: profileId, session_id: opts.sessionId, test: opts.test, type });
+    const data = dumpAsKivitendo({ employee_id: employee.rows[0].id, profile_id: profileId, session_id: opts.sessionId, test: opts.test, type });
     const job = await db.query(
       `INSERT INTO background_jobs (type, active, package_name, data, next_run_at) VALUES ('once', true, 'CsvImport', $1, ${KIVITENDO_SAVE_NEXT_RUN_AT}) RETURNING id`,
       ['---\n' + data],
@@ -247,4 +255,50 @@ export function runWithKivitendoTaskServer(inst: Installation, jobId: number, ti
   const started = Date.now();
   const r = spawnSync('perl', ['scripts/task_server.pl', `--run-job=${jobId}`, 'debug'], { cwd: inst.root, encoding: 'utf8', timeout: timeoutMs, env: cliEnv() });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+}
+
+/** MassRecordCreationAndPrinting's states (data.status), as its package defines them. */
+export const MASS_PRINT_STATUS = { WAITING_FOR_EXECUTION: 0, CONVERTING_DELIVERY_ORDERS: 1, PRINTING_INVOICES: 2, DONE: 3 } as const;
+
+/**
+ * The mass invoice page's "create and print all" (SL/Controller/MassInvoiceCreatePrint.pm,
+ * action_create_print_all_start): a `once` MassRecordCreationAndPrinting job with the selected
+ * delivery orders and the chosen printer, saved with update_next_run_at (next full minute).
+ */
+export async function createMassInvoiceJob(
+  inst: Installation,
+  client: string,
+  opts: { deliveryOrderIds: number[]; printerId?: number | null; copyPrinterId?: number | null; bothsided?: boolean; transdate?: string | null; sessionId: string },
+): Promise<number> {
+  const data = {
+    record_ids: opts.deliveryOrderIds,
+    printer_id: opts.printerId ?? null,
+    copy_printer_id: opts.copyPrinterId ?? null,
+    bothsided: opts.bothsided ? 1 : 0,
+    transdate: opts.transdate ?? null,
+    status: MASS_PRINT_STATUS.WAITING_FOR_EXECUTION,
+    num_created: 0,
+    num_printed: 0,
+    invoice_ids: [],
+    conversion_errors: [],
+    print_errors: [],
+    session_id: opts.sessionId,
+  };
+  const rows = await inst.query(
+    client,
+    `INSERT INTO background_jobs (type, active, package_name, data, next_run_at)
+     VALUES ('once', true, 'MassRecordCreationAndPrinting', $1, ${KIVITENDO_SAVE_NEXT_RUN_AT}) RETURNING id`,
+    ['---\n' + dumpAsKivitendo(data)],
+  );
+  return rows[0].id;
+}
+
+/**
+ * The text of a job's `data` (or a history row's) with ids, session ids and other numbers
+ * replaced: what is left is the YAML formatting, which must be kivitendo's (the values are
+ * compared parsed).
+ */
+export function yamlShape(text: string | null | undefined): string | null {
+  if (text == null) return null;
+  return text.replace(/\b[0-9a-f]{32}\b/g, 'SESSION').replace(/\d+/g, 'N');
 }

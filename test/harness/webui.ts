@@ -218,8 +218,8 @@ export interface RunningDaemon {
 }
 
 /**
- * Our daemon in the foreground (`start -f`, as under systemd) on the installation, up once its
- * first poll is done (debug log line), so a SIGALRM from then on is a wake-up of a sleeping server.
+ * Our daemon in the foreground (`start -f`, as under systemd) on the installation, up once it
+ * wrote its pid file and logged its start (with [task_server] debug: its first poll).
  */
 export async function startOurDaemon(inst: Installation, opts: { binary?: string; env?: Record<string, string> } = {}): Promise<RunningDaemon> {
   const log = path.join(inst.root, 'users', 'kivitendo-debug.log');
@@ -231,7 +231,10 @@ export async function startOurDaemon(inst: Installation, opts: { binary?: string
     'the daemon to finish its first poll',
     () => {
       if (exitedEarly) throw new Error(`the daemon exited (code ${exitedEarly.code}) before its first poll; ${detail()}`);
-      return /task server: first poll finished/.test(out.stderr + (readIfExists(log) ?? '')) && readIfExists(DEFAULT_PID_FILE(inst.root)) !== undefined;
+      // the first poll's debug line, or without [task_server] debug the start line (our daemon keeps
+      // a wake-up that arrives during its first sweep)
+      const text = out.stderr + (readIfExists(log) ?? '');
+      return /task server: first poll finished|is up and running/.test(text) && readIfExists(DEFAULT_PID_FILE(inst.root)) !== undefined;
     },
     30_000,
     detail,

@@ -165,7 +165,7 @@ const assertSuccess = (r: Run, deliveryOrders: number) => {
   assert.match(r.result ?? '', new RegExp(`^Number of delivery orders created: ${deliveryOrders}`));
 };
 
-describe("ConvertTimeRecordings on the cases of kivitendo's convert_time_recordings.t", { concurrency: false }, () => {
+describe("ConvertTimeRecordings on the cases of kivitendo's convert_time_recordings.t", { concurrency: false, timeout: 20 * 60_000 }, () => {
   test('two time recordings, one order linked by the project id in the time recording', async () => {
     await clearUp();
     const part = await fixtures.service('Serv1', 'Std');

@@ -125,7 +125,7 @@ function assertSameAsTaskServerPl(o: Outcome, r: Outcome) {
   assert.deepEqual(o.reportStatus, r.reportStatus, 'csv_import_report_status');
 }
 
-describe('CSV import of customers through our daemon', { concurrency: false }, () => {
+describe('CSV import of customers through our daemon', { concurrency: false, timeout: 20 * 60_000 }, () => {
   test('import: progress.finished, the customers are saved, the report rows exist; same rows as task_server.pl', async () => {
     const csv = [
       'customernumber;name;street;zipcode;city;email',

@@ -237,7 +237,7 @@ function pdfText(file: string): { pages: number; text: string } {
   return { pages: Number(/^Pages:\s+(\d+)/m.exec(info.stdout)?.[1]), text: text.stdout };
 }
 
-describe('mass invoice creation and printing through our daemon', { concurrency: false }, () => {
+describe('mass invoice creation and printing through our daemon', { concurrency: false, timeout: 20 * 60_000 }, () => {
   test('with printers: invoices posted, status DONE, the merged PDF reaches both printer commands; same rows as task_server.pl', async () => {
     const { r, printers: refPrinters } = await createThroughTaskServerPl('A', 2, true);
     const { o, printers } = await createThroughOurDaemon('A', 2, true);

@@ -98,6 +98,18 @@ use parent qw(SL::BackgroundJob::Base);
 sub run { my $x = ; }
 1;
 `,
+  // Leaves a process behind that escaped its process group and holds stdout open.
+  KtsTestDetachedKid: `package SL::BackgroundJob::KtsTestDetachedKid;
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+sub run {
+  my $kid = fork();
+  if (!$kid) { POSIX::setsid(); sleep 60; POSIX::_exit(0); }
+  open my $fh, '>', 'users/kts-detached.pid' or die; print $fh $kid; close $fh;
+  return 'kid left behind';
+}
+1;
+`,
   // Output that looks like a report must not be taken for one.
   KtsTestNoise: `package SL::BackgroundJob::KtsTestNoise;
 use strict;
@@ -232,6 +244,19 @@ describe('kivitendo Perl packages through the daemon (sources)', { concurrency: 
     const next = await waitFor('the next job of the client', async () => (await history('result = $1', ['after the hang']))[0], 60_000, server);
     assert.equal(next.status, 'success');
     assert.ok(after > id);
+  });
+
+  test('a process that escaped the group and holds stdout does not keep the run from ending', { timeout: 90_000 }, async () => {
+    await insertJob(inst, 'Demo', { packageName: 'KtsTestDetachedKid', type: 'once' });
+    alarm();
+    const row = await rowOf('KtsTestDetachedKid', server);
+    const kid = Number(fs.readFileSync(path.join(inst.root, 'users', 'kts-detached.pid'), 'utf8'));
+    try {
+      assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: 'kid left behind' });
+      assert.ok(alive(kid), 'the escaped process still runs (it holds stdout), and the run ended anyway');
+    } finally {
+      process.kill(kid, 'SIGKILL');
+    }
   });
 
   test('faults: each a failure row with one line naming the package and the cause', { timeout: 180_000 }, async () => {

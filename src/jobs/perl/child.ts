@@ -235,6 +235,15 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       if (child.pid === undefined) void finish(null, null);
     });
     child.on('close', (code, signal) => void finish(code, signal));
+    // 'close' waits for stdout/stderr, which something the package started may still hold: once
+    // perl itself is gone, its group is killed, and the run ends shortly after in any case.
+    child.on('exit', (code, signal) => {
+      killGroup(child, 'SIGKILL');
+      setTimeout(() => {
+        for (const s of [child.stdout, child.stderr, control]) s?.destroy();
+        void finish(code, signal);
+      }, 2000).unref();
+    });
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
       if (finished) return;
       finished = true;

@@ -26,7 +26,7 @@ async function main() {
     target: 'node20',
     format: 'cjs',
     external: ['pg-native'],
-    define: { __KTS_VERSION__: JSON.stringify(pkg.version) },
+    define: { __KTS_VERSION__: JSON.stringify(pkg.version), __KTS_PERL_FILES__: JSON.stringify(perlFiles()) },
     legalComments: 'none',
     minifySyntax: true,
     logLevel: 'warning',
@@ -48,6 +48,24 @@ async function main() {
   fs.rmSync(blob, { force: true });
   const check = execFileSync(binary, ['version'], { encoding: 'utf8' }).trim();
   process.stdout.write(`binary: ${path.relative(root, binary)} (${kb(binary)}) → ${check}  [${Date.now() - t0} ms]\n`);
+}
+
+/**
+ * The Perl files the daemon hands to kivitendo's perl (src/jobs/perl/*.pl and actions/*.pl), by
+ * path relative to src/jobs/perl: the product stays one file.
+ */
+function perlFiles(): Record<string, string> {
+  const dir = path.join(root, 'src', 'jobs', 'perl');
+  const files: Record<string, string> = {};
+  for (const sub of ['', 'actions']) {
+    const d = path.join(dir, sub);
+    if (!fs.existsSync(d)) continue;
+    for (const f of fs.readdirSync(d).filter((n) => n.endsWith('.pl')).sort()) {
+      files[sub ? `${sub}/${f}` : f] = fs.readFileSync(path.join(d, f), 'utf8');
+    }
+  }
+  if (!files['kivitendo-child.pl']) throw new Error('src/jobs/perl/kivitendo-child.pl is missing');
+  return files;
 }
 
 /** Runs a build step; shows its output only when it fails (postject's LIEF prints harmless warnings). */

@@ -19,9 +19,11 @@ async function main() {
   const started = Date.now();
   const pg = await startPostgres();
   process.stderr.write(`test PostgreSQL on port ${pg.port} ready in ${Date.now() - started} ms\n`);
+  // --test-timeout limits each test FILE too: the Perl end-to-end files (kivitendo's Perl start-up,
+  // LaTeX, a task_server.pl reference run per case) take several minutes under load.
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', '--test-force-exit', '--test-timeout=300000', '--test-concurrency=2', '--test-reporter=spec', ...files],
+    ['--import', 'tsx', '--test', '--test-force-exit', '--test-timeout=900000', '--test-concurrency=2', '--test-reporter=spec', ...files],
     { stdio: 'inherit', env: { ...process.env, KTS_TEST_PG: serverEnv(pg), TZ: process.env.TZ ?? 'Europe/Berlin' } },
   );
   pg.stop();

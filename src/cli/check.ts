@@ -1,10 +1,13 @@
 // `check`: configuration, auth DB, pending auth upgrades, every client (task server user, database
 // reachable, due jobs), daemon state. Exit 0 when everything is fine, 1 with the reasons otherwise.
 // Never prints a password.
+import path from 'node:path';
 import { formatLocalTimestamp } from '../clock';
 import { hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
 import { allClients, appliedAuthUpgradeTags } from '../db/auth';
-import { countDueJobs } from '../db/backgroundJobs';
+import { activeJobs, countDueJobs } from '../db/backgroundJobs';
+import { routeJobPackage } from '../jobs/registry';
+import { probePerlPackages, type PackageProbe } from '../jobs/perl/child';
 import { resolveNodeId } from '../scheduler/scheduler';
 import { pendingUpgrades, readAuthUpgradeControls } from '../db/authUpgrades';
 import { openConnection, redact, type Client } from '../db/pg';
@@ -58,6 +61,7 @@ export async function check(ctx: Context): Promise<number> {
       const clients = await allClients(auth);
       if (!clients.some((c) => c.task_server_user_id !== null)) out('No client has a task server user: the task server has nothing to do');
       const now = formatLocalTimestamp(new Date());
+      const probes = new Map<string, string | undefined>();
       for (const c of clients) {
         const head = `Client ${c.id} (${c.name})`;
         if (c.task_server_user_id === null) {
@@ -78,6 +82,7 @@ export async function check(ctx: Context): Promise<number> {
           );
           const due = await countDueJobs(db, now, { nodeId, onlyRunTasksForThisNode: config.taskServer.onlyRunTasksForThisNode });
           out(`${head}: task server user ${login}, database ${where} reachable, ${due} job${due === 1 ? '' : 's'} due`);
+          await describeJobs(config, head, await activeJobs(db), problems, probes);
         } catch (e) {
           problems.push(`${head}: task server user ${login}, database ${where} not usable: ${redact(redact(oneLine(e), c.dbpasswd), pw)}`);
         } finally {
@@ -100,4 +105,33 @@ export async function check(ctx: Context): Promise<number> {
   }
   out('Everything looks fine');
   return 0;
+}
+
+/**
+ * One line per active job: how it runs here (native, kivitendo's Perl code) or why it cannot.
+ * kivitendo's modules of the Perl packages are loaded once (not run) to find missing Perl modules.
+ */
+async function describeJobs(
+  config: Config, head: string, jobs: { id: number; package_name: string | null }[], problems: string[], probes: PackageProbe,
+): Promise<void> {
+  const routes = jobs.map((j) => ({ job: j, route: routeJobPackage(config, j.package_name) }));
+  const unprobed = [...new Set(routes.filter((r) => r.route.kind === 'perl' && !probes.has(r.job.package_name!)).map((r) => r.job.package_name!))];
+  if (unprobed.length) {
+    try {
+      for (const [name, why] of await probePerlPackages(config, unprobed)) probes.set(name, why);
+    } catch (e) {
+      for (const name of unprobed) probes.set(name, `perl cannot be started: ${(e as Error).message} (install perl or set [task_server] perl)`);
+    }
+  }
+  for (const { job, route } of routes) {
+    const what = `job ${job.id} ${job.package_name ?? '(no package)'}`;
+    if (route.kind === 'native') out(`  ${what}: native`);
+    else if (route.kind === 'perl' && !probes.get(job.package_name!)) {
+      out(`  ${what}: kivitendo's Perl code (${path.relative(config.kivitendoDir, route.file)}${route.forced ? ', forced by [task_server] perl_packages' : ''})`);
+    } else {
+      const why = route.kind === 'perl' ? `job package ${job.package_name}: ${probes.get(job.package_name!)}` : route.reason;
+      out(`  ${what}: cannot run: ${why}`);
+      problems.push(`${head}: active ${what} cannot run: ${why}`);
+    }
+  }
 }

@@ -45,6 +45,13 @@ export interface Config {
     shutdownGraceMs: number;
     /** How long start-up waits for an auth DB that is not up yet, ms (Infinity: until it is); undefined: not set. */
     startupWaitMs: number | undefined;
+    /**
+     * `[task_server] perl`: the perl binary for kivitendo's own job packages (default `perl`, looked
+     * up in PATH); null when the Perl path is switched off (`perl = 0`).
+     */
+    perl: string | null;
+    /** `[task_server] perl_packages`: packages run through kivitendo's Perl code even where a native module exists. */
+    perlPackages: string[];
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -197,6 +204,8 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
         : /^\s*(forever|infinite|unlimited)\s*$/i.test(ts.startup_wait)
           ? Number.POSITIVE_INFINITY
           : parseDuration(ts.startup_wait, '[task_server] startup_wait'),
+      perl: ts.perl === '0' ? null : (ts.perl ?? '').trim() || 'perl',
+      perlPackages: packageList(ts.perl_packages ?? '', '[task_server] perl_packages'),
     },
     notifyOnFailure: {
       sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),
@@ -226,6 +235,15 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       fileName: get('debug', 'file_name', 'users/kivitendo-debug.log'),
     },
   };
+}
+
+/** `A, B C` → ['A', 'B', 'C']; names must look like kivitendo package names. */
+function packageList(value: string, where: string): string[] {
+  const names = value.split(/[\s,]+/).filter(Boolean);
+  for (const n of names) {
+    if (!/^[A-Z][A-Za-z0-9]+$/.test(n)) throw new ConfigError(`Invalid package name '${n}' in ${where}: expected names like CsvImport, separated by commas`);
+  }
+  return names;
 }
 
 /** `90`, `90s`, `15m`, `2h` → milliseconds. */

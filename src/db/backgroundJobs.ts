@@ -31,6 +31,14 @@ export async function countDueJobs(db: Client, now: string, filter: NodeFilter):
   return Number(r.rows[0].n);
 }
 
+/** The active jobs (any node), for `check`. */
+export async function activeJobs(db: Client): Promise<{ id: number; package_name: string | null; type: string | null }[]> {
+  const r = await db.query<{ id: number; package_name: string | null; type: string | null }>(
+    'SELECT id, package_name, type FROM background_jobs WHERE active ORDER BY id',
+  );
+  return r.rows;
+}
+
 /**
  * The earliest time anything may become due for this node (NULL = nothing at all when no row
  * qualifies). Lets the loop sleep until exactly then. A `once` job is due at once when it has no

@@ -19,6 +19,10 @@ import { RemoveInvalidFileEntries } from './RemoveInvalidFileEntries';
 import { FailedBackgroundJobsReport } from './FailedBackgroundJobsReport';
 import { CheckBelowMinimumStock } from './CheckBelowMinimumStock';
 import { SendFollowUpReminder } from './SendFollowUpReminder';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config/config';
+import { VERSION } from '../version';
 import type { JobPackage } from './types';
 
 const IMPLEMENTED: JobPackage[] = [
@@ -62,4 +66,38 @@ export function findJobPackage(name: string | null): JobPackage | undefined {
 
 export function registeredPackageNames(): string[] {
   return [...byName.keys()].sort();
+}
+
+/** How a job package runs here: a native module, kivitendo's own Perl code, or not at all (why). */
+export type JobRoute =
+  | { kind: 'native'; pkg: JobPackage }
+  | { kind: 'perl'; file: string; forced: boolean }
+  | { kind: 'unavailable'; reason: string };
+
+/** kivitendo's own module of a package in the installation (valid package names only). */
+export function kivitendoPackageFile(kivitendoDir: string, name: string): string | undefined {
+  if (!/^[A-Z][A-Za-z0-9]+$/.test(name)) return undefined;
+  return path.join(kivitendoDir, 'SL', 'BackgroundJob', `${name}.pm`);
+}
+
+/**
+ * A native module wins, unless [task_server] perl_packages names the package; everything else runs
+ * through kivitendo's Perl code when the installation has SL/BackgroundJob/<Name>.pm and the Perl
+ * path is not switched off ([task_server] perl = 0).
+ */
+export function routeJobPackage(config: Config, name: string | null): JobRoute {
+  const native = findJobPackage(name);
+  const file = name ? kivitendoPackageFile(config.kivitendoDir, name) : undefined;
+  const hasFile = !!file && fs.existsSync(file);
+  const forced = !!name && config.taskServer.perlPackages.includes(name);
+  if (native && (!forced || !config.taskServer.perl)) return { kind: 'native', pkg: native };
+  if (hasFile && config.taskServer.perl) return { kind: 'perl', file: file!, forced };
+  const known = KIVITENDO_PACKAGES.includes(name ?? '');
+  if (forced) {
+    return { kind: 'unavailable', reason: `job package ${name} is to run through kivitendo's Perl code ([task_server] perl_packages), but ${file ?? `SL/BackgroundJob/${name}.pm`} does not exist` };
+  }
+  if (!known && !hasFile) return { kind: 'unavailable', reason: `unknown job package '${name}'` };
+  const notNative = `job package ${name} is not supported by kivitendo-task-server ${VERSION} natively`;
+  if (!config.taskServer.perl) return { kind: 'unavailable', reason: `${notNative}, and running kivitendo's Perl code is switched off ([task_server] perl = 0)` };
+  return { kind: 'unavailable', reason: `${notNative}, and kivitendo's ${path.join('SL', 'BackgroundJob', `${name}.pm`)} is not in ${config.kivitendoDir}` };
 }

@@ -10,11 +10,11 @@ import { lazyJournal } from '../db/emailJournal';
 import { jobBackendPids, terminateBackend } from '../db/jobBackends';
 import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
-import { findJobPackage, KIVITENDO_PACKAGES } from '../jobs/registry';
+import { routeJobPackage } from '../jobs/registry';
+import { runPerlAction, PerlRunError, type PerlJobResult } from '../jobs/perl/child';
 import { JobError, type BackgroundJobRow, type ClientRow, type JobContext, type JobPackage, type TaskServerUser } from '../jobs/types';
 import type { Logger } from '../log/logger';
 import { createMailer } from '../mail/mailer';
-import { VERSION } from '../version';
 import { CronSyntaxError, nextRunAt } from './cron';
 
 export interface RunJobParams {
@@ -80,6 +80,9 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
     return { history, nextRunAt: null };
   }
 
+  const route = routeJobPackage(p.config, job.package_name);
+  if (route.kind === 'perl') return runPerlClaimedJob(p, runAt);
+
   let status: 'success' | 'failure' = 'success';
   let result: string | null = null;
   let error: string | null = null;
@@ -87,14 +90,8 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
   let original = '';
   let dataChanged = false;
   try {
-    const pkg = findJobPackage(job.package_name);
-    if (!pkg) {
-      throw new JobError(
-        KIVITENDO_PACKAGES.includes(job.package_name ?? '')
-          ? `job package ${job.package_name} is not supported by kivitendo-task-server ${VERSION}`
-          : `unknown job package '${job.package_name}'`,
-      );
-    }
+    if (route.kind === 'unavailable') throw new JobError(route.reason);
+    const pkg = route.pkg;
     const data = parseJobData(job.data, job.id, job.package_name);
     original = JSON.stringify(data);
     const ret = await withJobConnection(p, async (db, signal) => {
@@ -221,4 +218,48 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
     if (onShutdown) p.shutdown?.removeEventListener('abort', onShutdown);
     await db.end().catch(() => undefined);
   }
+}
+
+// ---- kivitendo's own Perl packages (src/jobs/perl): one fresh perl process per run ----
+
+/** The claimed job through kivitendo's Perl code; the history gets the job's data as the package left it. */
+async function runPerlClaimedJob(p: RunJobParams, runAt: string): Promise<RunOutcome> {
+  const name = p.job.package_name ?? '';
+  let r: PerlJobResult;
+  try {
+    r = (await runPerlAction({
+      config: p.config, log: p.log, client: p.client, user: p.user,
+      action: 'run_job', request: { job_id: p.job.id }, jobId: p.job.id,
+      timeLimitMs: timeLimitFor(p.config, undefined, name), signal: p.shutdown, label: `job package ${name}`,
+    })) as PerlJobResult;
+  } catch (e) {
+    const data = e instanceof PerlRunError && e.data !== undefined ? e.data : p.job.data;
+    return finishPerlRun(p, runAt, 'failure', null, errorText(e, p.client), data);
+  }
+  return finishPerlRun(p, runAt, 'success', r.result, null, r.data);
+}
+
+/**
+ * History row and rescheduling after a Perl run. The package writes background_jobs.data itself
+ * while it runs (progress the web UI polls), so data is written back only when the package changed
+ * it in memory without saving — as kivitendo's final save of the job object would — and never over
+ * what is in the row now.
+ */
+async function finishPerlRun(
+  p: RunJobParams, runAt: string, status: 'success' | 'failure', result: string | null, error: string | null, data: string | null,
+): Promise<RunOutcome> {
+  const { job, control } = p;
+  if (error) p.log.warn(`BackgroundJob ID ${job.id} execution error (first three lines): ${error.split('\n').slice(0, 3).join('\n')}`);
+  const history = await insertHistory(control, {
+    package_name: job.package_name, run_at: runAt, status, result: status === 'success' ? result : null, error, data,
+    description: status === 'success' ? job.description : null,
+  });
+  let writeBack: string | null | undefined;
+  if (data !== job.data) {
+    const fresh = await control.query<{ data: string | null }>('SELECT data FROM background_jobs WHERE id = $1', [job.id]);
+    if (fresh.rows.length && fresh.rows[0].data !== data) writeBack = data;
+  }
+  const next = formatLocalTimestamp(nextRunAt(job.cron_spec, p.clock.now()));
+  await recordRun(control, job.id, runAt, next, writeBack);
+  return { history, nextRunAt: next };
 }

@@ -52,6 +52,8 @@ export interface InstallationOptions {
   users?: UserSpec[];
   clients?: ClientSpec[];
   config?: Record<string, Record<string, string>>;
+  /** Fills the new ROOT instead of copying test/fixtures/kivitendo-root (e.g. a real kivitendo tree). */
+  populateRoot?: (root: string) => void;
 }
 
 export const DEFAULT_USER_SETTINGS: Record<string, string> = {
@@ -71,7 +73,8 @@ export function renderConfig(sections: Record<string, Record<string, string>>): 
 export async function createInstallation(opts: InstallationOptions = {}): Promise<Installation> {
   const pg = opts.pg ?? (await getPostgres());
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-root-'));
-  fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
+  if (opts.populateRoot) opts.populateRoot(root);
+  else fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
   fs.mkdirSync(path.join(root, 'users'), { recursive: true });
   const authDb = await createAuthDb(pg);
   const users: Record<string, number> = {};

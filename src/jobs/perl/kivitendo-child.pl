@@ -1,0 +1,181 @@
+# kivitendo-task-server's Perl child: one fresh process per job run, running kivitendo's own code.
+#
+# The server starts `perl -` with this file on stdin, in the kivitendo installation (cwd = ROOT),
+# in a process group of its own. It reads one JSON request line from file descriptor 3, sets kivitendo
+# up for the client the way kivitendo's task server does before each job, performs the action and
+# writes one JSON result line back to descriptor 3. STDOUT and STDERR belong to kivitendo's code:
+# the server only logs them, so nothing printed there can be mistaken for the result.
+#
+# Bookkeeping stays with the server (claim, history row, last_run_at/next_run_at, failure mail):
+# `run_job` calls the package's run() the way SL::DB::BackgroundJob::run does, without writing a
+# history row or rescheduling.
+#
+# Result: { ok => 1, result => ..., data => ... } or
+#         { ok => 0, phase => 'init'|'load'|'run', error => TEXT, missing_module => NAME? }
+use strict;
+
+my $ROOT;
+BEGIN {
+  require Cwd;
+  $ROOT = Cwd::getcwd();
+  # kivitendo's own versions of some CPAN modules first, the installation itself last.
+  unshift @INC, "$ROOT/modules/override";
+  push    @INC, $ROOT;
+}
+
+use Fcntl qw(F_GETFD F_SETFD FD_CLOEXEC);
+use IO::Handle ();
+use JSON::PP ();
+use POSIX ();
+
+my $json = JSON::PP->new->utf8->canonical->allow_nonref->allow_blessed;
+
+# Should the server die without stopping us (kill -9), the kernel sends us SIGKILL: no orphan keeps
+# running a job nobody records. prctl(PR_SET_PDEATHSIG, SIGKILL); best effort, Linux only.
+{
+  require Config;
+  my %prctl = (x86_64 => 157, aarch64 => 167, i686 => 172, i386 => 172);
+  my ($arch) = ($Config::Config{archname} // '') =~ m/^(\w+?)-/;
+  if ($^O eq 'linux' && $arch && $prctl{$arch}) {
+    syscall($prctl{$arch}, 1, 9);
+    # the server died before the prctl took effect
+    POSIX::_exit(0) if $ENV{KTS_SERVER_PID} && getppid() != $ENV{KTS_SERVER_PID};
+  }
+}
+
+open(my $control, '+<&=', 3) or die "kivitendo-task-server child: no control descriptor 3: $!\n";
+binmode $control;
+# Programs kivitendo starts (latex, a printer command) must not inherit the control channel.
+fcntl($control, F_SETFD, fcntl($control, F_GETFD, 0) | FD_CLOEXEC);
+$| = 1;
+
+my $line    = <$control>;
+my $request = eval { $json->decode($line // '') } or reply({ ok => 0, phase => 'init', error => "invalid request: $@" });
+
+my $phase = 'init';
+my $job;
+my $ok = eval {
+  initialize_kivitendo($request);
+  my $action = $request->{action};
+  my $answer;
+  if ($action eq 'run_job') {
+    $answer = run_job($request->{params} // {});
+  } else {
+    $phase = 'load';
+    die "no such action '$action'\n" unless defined $request->{action_source};
+    my $code = $request->{action_source};
+    eval "package main; no strict 'refs';\n#line 1 \"actions/$action.pl\"\n$code\n; 1" or die $@;
+    my $sub = main->can("kts_action_$action") or die "actions/$action.pl does not define kts_action_$action\n";
+    $phase  = 'run';
+    my $result = $sub->($request->{params} // {});
+    $answer = { ok => 1, result => $result };
+  }
+  finish_kivitendo();
+  reply($answer);
+  1;
+};
+if (!$ok) {
+  my $error = '' . $@;
+  eval { finish_kivitendo() };
+  my %answer = (ok => 0, phase => $phase, error => $error);
+  # kivitendo's failure row carries the job's data as it is after the failed run.
+  $answer{data} = eval { $job->data } if $job;
+  # "Can't locate Foo/Bar.pm in @INC (you may need to install the Foo::Bar module) ..."
+  if ($error =~ m{^Can't locate (\S+)\.pm in \@INC}) {
+    (my $module = $1) =~ s{/}{::}g;
+    $answer{missing_module} = $module;
+  }
+  reply(\%answer);
+}
+
+sub reply {
+  my ($answer) = @_;
+  print $control $json->encode($answer), "\n";
+  close $control;
+  STDOUT->flush;
+  STDERR->flush;
+  # Skip global destruction: kivitendo's objects have nothing left to do, and DESTROY noise
+  # after the result would only confuse the log.
+  POSIX::_exit(0);
+}
+
+# What kivitendo's task server sets up before each job of a client: config, debug log, locale,
+# form, auth with the client, instance configuration, request, a session, the task server user's
+# %myconfig and its locale.
+sub initialize_kivitendo {
+  my ($req) = @_;
+
+  foreach my $locale (qw(de_DE.UTF-8 en_US.UTF-8 C.UTF-8)) {
+    last if POSIX::setlocale(POSIX::LC_CTYPE(), $locale);
+  }
+
+  require CGI;
+  require SL::LxOfficeConf;
+  SL::LxOfficeConf->read($req->{config_file});
+
+  # SL::Auth before anything that loads SL::YAML: SL::Auth uses YAML.pm, and SL::YAML then takes
+  # YAML.pm instead of YAML::XS, as in task_server.pl and the web UI. Job data is read and written
+  # with the same module (its formatting, and `null` is the string "null" there).
+  require SL::Auth;
+  require SL::LXDebug;
+  require SL::Locale;
+  require SL::Form;
+  require SL::InstanceConfiguration;
+  require SL::Request;
+  require SL::Layout::None;
+  require SL::DB::BackgroundJob;
+  require SL::Helper::DateTime;
+
+  $::lxdebug = LXDebug->new;
+  $::locale  = Locale->new($::lx_office_conf{system}->{language});
+  $::form    = Form->new;
+  $::auth    = SL::Auth->new;
+
+  $::auth->set_client($req->{client_id}) or die "client ID $req->{client_id} not found in the authentication database\n";
+  $::form->{__ERROR_HANDLER} = sub { die @_ };
+
+  $::instance_conf = SL::InstanceConfiguration->new;
+  $::request       = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
+
+  die "the authentication database has no session tables\n" unless $::auth->session_tables_present;
+  $::auth->restore_session;
+  $::auth->create_or_refresh_session;
+
+  my $login = $req->{login};
+  %::myconfig = $::auth->read_user(login => $login);
+  die "cannot find user $login\n" unless $::myconfig{login};
+  $::locale = Locale->new($::myconfig{countrycode} || $::lx_office_conf{system}->{language})
+    or die "cannot find locale for user $login\n";
+  $phase = 'load';
+}
+
+# After the action: roll back what a package left open (kivitendo does the same after each
+# client), and drop this run's session instead of leaving one auth.session row per run.
+sub finish_kivitendo {
+  eval { SL::DB->client->dbh->rollback };
+  eval { $::auth->destroy_session if $::auth };
+}
+
+sub run_job {
+  my ($req) = @_;
+
+  $job = SL::DB::Manager::BackgroundJob->find_by(id => $req->{job_id})
+    or die "background job ID $req->{job_id} not found\n";
+  my $name = $job->package_name // '';
+  die "invalid package name '$name'\n" unless $name =~ m/^[A-Z][A-Za-z0-9]+$/;
+  my $package = "SL::BackgroundJob::$name";
+
+  $phase = 'load';
+  eval "require $package; 1" or die $@;
+
+  # As SL::DB::BackgroundJob::run: a fresh package object, the job row as argument; its return
+  # value is the history's result, the job's data after the run the history's data.
+  $phase = 'run';
+  my $result = $package->new->run($job);
+
+  return {
+    ok     => 1,
+    result => defined($result) ? '' . $result : undef,
+    data   => $job->data,
+  };
+}

@@ -281,7 +281,7 @@ describe('SIGHUP', () => {
     await waitFor('the reload failure', async () => /Reconfiguration failed/.test(s.out.stderr), 10_000, s);
     assert.match(
       s.out.stderr,
-      /ERROR Reconfiguration failed, keeping the previous configuration: Error: Invalid duration 'soon' for \[task_server\] job_time_limit/,
+      /ERROR Reconfiguration failed, keeping the previous configuration: Invalid duration 'soon' for \[task_server\] job_time_limit/,
     );
     const second = await hangOnce();
     assert.match(second.error, /exceeded its time limit of 1 s/, 'the previous (reloaded) configuration stays in use');

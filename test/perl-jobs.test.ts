@@ -8,7 +8,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { alive, ensureBinary, lines, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
 import { renderConfig } from './harness/installation';
-import { insertJob } from './harness/jobs';
+import { insertJob, runJob } from './harness/jobs';
+import { loadConfig } from '../src/config/config';
+import { KILL_GRACE_MS } from '../src/jobs/perl/child';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
 
 let inst: KivitendoInstallation;
@@ -283,3 +285,27 @@ function renderConfigFile(i: KivitendoInstallation, name: string, extra: Record<
 function runOnce(config: string, id: number) {
   return runCli(['-c', config, `--run-job=${id}`, 'start', '--kivitendo-dir', inst.root], { timeoutMs: 60_000 });
 }
+
+describe('shutdown', () => {
+  // The daemon aborts the scheduler's shutdown signal when its grace period after SIGTERM is over;
+  // here the runner gets that signal directly (the daemon's grace handling is tested with it).
+  test('the shutdown signal while a Perl job hangs: process group and backends gone, failure row', { timeout: 120_000 }, async () => {
+    const pidFile = path.join(inst.root, 'users', 'kts-hang.pids');
+    fs.rmSync(pidFile, { force: true });
+    const config = loadConfig(inst.root, renderConfigFile(inst, 'longlimit', { task_server: { 'job_time_limit.KtsTestHang': '10m' } }));
+    const id = await insertJob(inst, 'Demo', { packageName: 'KtsTestHang', type: 'once', active: false });
+    const shutdown = new AbortController();
+    const run = runJob(inst, 'Demo', { jobId: id, config, shutdown: shutdown.signal });
+    const [perlPid, kidPid] = (await waitFor('the hang package to start', async () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim(), 60_000))
+      .split(' ').map(Number);
+    const abortedAt = Date.now();
+    shutdown.abort();
+    const { history: row, log } = await run;
+    const took = Date.now() - abortedAt;
+    assert.equal(row.error, `job package KtsTestHang (ID ${id}) was stopped because the task server shut down; its Perl process was killed and its database backends terminated`);
+    assert.ok(took >= KILL_GRACE_MS && took < KILL_GRACE_MS + 5000, `SIGTERM ignored: SIGKILL after the ${KILL_GRACE_MS} ms grace (took ${took} ms)`);
+    assert.ok(!alive(perlPid) && !alive(kidPid), 'the Perl process and what it started are gone');
+    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [`kivitendo-task-server job ${id}`]), []);
+    assert.ok(log.some((l) => l.includes(`BackgroundJob ID ${id}: job package KtsTestHang (ID ${id}) was stopped because the task server shut down`)), log.join('\n'));
+  });
+});

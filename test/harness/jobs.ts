@@ -22,6 +22,8 @@ export interface RunJobOptions {
   /** Fixed "now" for the run (local time). */
   now?: Date;
   config?: Config;
+  /** The scheduler's shutdown signal (aborting it stops the job as at shutdown). */
+  shutdown?: AbortSignal;
 }
 
 export interface RunJobResult {
@@ -67,7 +69,7 @@ export async function runJob(inst: Installation, clientName: string, opts: RunJo
     const job = await claimJobById(control, jobId);
     if (!job || job === 'locked') throw new Error(`job ${jobId} not found or locked`);
     try {
-      const { history } = await runClaimedJob({ config, log, clock, nodeId: 'test-node', client, user, control, job });
+      const { history } = await runClaimedJob({ config, log, clock, nodeId: 'test-node', client, user, control, job, shutdown: opts.shutdown });
       const after = (await control.query<BackgroundJobRow>('SELECT * FROM background_jobs WHERE id = $1', [jobId])).rows[0];
       return { history, job: after, log: log.lines };
     } finally {

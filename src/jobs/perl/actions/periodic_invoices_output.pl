@@ -10,7 +10,11 @@
 use strict;
 
 use English qw(-no_match_vars);
-use Scalar::Util qw(blessed);
+use File::Temp ();
+use List::MoreUtils qw(first_index);
+use List::Util qw(min);
+use Scalar::Util qw(blessed refaddr);
+use String::ShellQuote qw(shell_quote);
 
 use SL::BackgroundJob::CreatePeriodicInvoices;
 use SL::DB::Invoice;
@@ -53,6 +57,49 @@ sub _kts_error_text {
   return "$error";
 }
 
+# kivitendo hands a LaTeX failure on as "<template> : <the whole latexmk output>" (hundreds of lines
+# in the history row and the summary mail). Shortened to the template and the first error line of
+# the log with the line it names; the whole output goes to the server's log.
+sub _kts_short_latex_error {
+  my ($error) = @_;
+  return $error unless $error =~ m{^(\S+\.tex) : (.*)}s;
+  my ($template, $log) = ($1, $2);
+  my @lines = split m{\n}, $log;
+  my $i     = first_index { m{^\s*! } } @lines;
+  return $error if $i < 0;
+  (my $message = $lines[$i]) =~ s{^\s+|\s+$}{}g;
+  my ($where) = grep { m{^\s*l\.\d+} } @lines[ $i + 1 .. min($#lines, $i + 8) ];
+  if ($where) {
+    $where   =~ s{^\s+|\s+$}{}g;
+    $message .= " ($where)";
+  }
+  print STDERR "kivitendo's LaTeX output for ${template}:\n$log\n";
+  return "$template : $message";
+}
+
+# kivitendo writes the PDF into the printer command and never looks at its exit status, so a
+# failing command counts as printed. The command (a ShellCommand template) is wrapped in memory so
+# that a non-zero status of any copy is recorded; nothing is saved.
+sub _kts_watch_printer_command {
+  my ($config) = @_;
+  my $printer  = $config->print && $config->printer_id ? $config->printer : undef;
+  my $command  = $printer ? $printer->printer_command : undef;
+  return undef unless defined $command && $command ne '';
+  my $status = File::Temp->new(TEMPLATE => 'kts-printer-status-XXXXXX', TMPDIR => 1);
+  $printer->printer_command("( $command\n) || echo \$? >> " . shell_quote($status->filename));
+  return { file => $status, printer => $printer, command => $command };
+}
+
+sub _kts_printer_failure {
+  my ($watch) = @_;
+  return undef unless $watch;
+  $watch->{printer}->printer_command($watch->{command});
+  open my $fh, '<', $watch->{file}->filename or return undef;
+  my @codes = grep { m{\S} } map { s{\s+}{}gr } <$fh>;
+  return undef unless @codes;
+  return sprintf("the printer command of printer '%s' exited with status %s", $watch->{printer}->printer_description // $watch->{printer}->id, join(', ', @codes));
+}
+
 sub kts_action_periodic_invoices_output {
   my ($request) = @_;
 
@@ -62,25 +109,47 @@ sub kts_action_periodic_invoices_output {
   my %data;
   my $data_for = sub { my ($id) = @_; $data{$id} //= _kts_periodic_invoice_data($id) };
 
+  # A printer command that ends before reading all of the PDF must not kill this process.
+  local $SIG{PIPE} = 'IGNORE';
+
   # kivitendo prints every queued invoice first, then e-mails them. An exception that escapes its
   # methods would have rolled back kivitendo's whole run; here the invoices are committed already,
   # so it only fails that invoice, with kivitendo's text for a failed print or mail.
   my @steps = (
-    [ print => '_print_invoice', 'Printing periodic invoice #1 failed: #2',         'printed_failed' ],
-    [ email => '_email_invoice', 'Sending email for periodic invoice #1 failed: #2', 'emailed_failed' ],
+    [ print => '_print_invoice', 'Printing periodic invoice #1 failed: #2',         'printed_failed', 'printed_invoices' ],
+    [ email => '_email_invoice', 'Sending email for periodic invoice #1 failed: #2', 'emailed_failed', 'emailed_invoices' ],
   );
   foreach my $step (@steps) {
-    my ($key, $method, $text, $failed) = @{ $step };
+    my ($key, $method, $text, $failed, $done) = @{ $step };
     foreach my $id (@{ $request->{$key} || [] }) {
-      my $data;
+      my ($data, $watch);
+      my ($n_failed, $n_errors) = (scalar @{ $job->{$failed} }, scalar @{ $job->{job_errors} });
       my $ok = eval {
-        $data = $data_for->($id);
+        $data  = $data_for->($id);
+        $watch = _kts_watch_printer_command($data->{config}) if $key eq 'print';
         $job->$method($data);
         1;
       };
+      my $error = $ok ? undef : _kts_error_text($EVAL_ERROR);
+      my $printer_failure = _kts_printer_failure($watch);
+
+      if ($ok && $printer_failure && @{ $job->{$done} } && refaddr($job->{$done}->[-1]) == refaddr($data->{invoice})) {
+        pop @{ $job->{$done} };
+        ($ok, $error) = (0, $printer_failure);
+      }
+
+      # Shorten LaTeX failures kivitendo recorded itself.
+      for my $entry (@{ $job->{$failed} }[ $n_failed .. $#{ $job->{$failed} } ]) {
+        my $long  = "$entry->[1]";
+        my $short = _kts_short_latex_error($long);
+        next if $short eq $long;
+        $entry->[1] = $short;
+        s{\Q$long\E}{$short} for @{ $job->{job_errors} }[ $n_errors .. $#{ $job->{job_errors} } ];
+      }
+
       next if $ok;
-      my $error    = _kts_error_text($EVAL_ERROR);
-      my $invoice  = $data ? $data->{invoice} : undef;
+      $error        = _kts_short_latex_error($error);
+      my $invoice   = $data ? $data->{invoice} : undef;
       my $invnumber = $invoice ? $invoice->invnumber : "id $id";
       push @{ $job->{job_errors} }, $::locale->text($text, $invnumber, $error);
       push @{ $job->{$failed} }, [ $invoice // SL::DB::Invoice->new(id => $id), $error ];

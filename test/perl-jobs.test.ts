@@ -308,4 +308,27 @@ describe('shutdown', () => {
     assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [`kivitendo-task-server job ${id}`]), []);
     assert.ok(log.some((l) => l.includes(`BackgroundJob ID ${id}: job package KtsTestHang (ID ${id}) was stopped because the task server shut down`)), log.join('\n'));
   });
+
+  test('the server killed with SIGKILL while a Perl job runs: the kernel kills the perl child too', { timeout: 120_000 }, async () => {
+    const pidFile = path.join(inst.root, 'users', 'kts-hang.pids');
+    fs.rmSync(pidFile, { force: true });
+    const server = startServer({ config: renderConfigFile(inst, 'longlimit', { task_server: { 'job_time_limit.KtsTestHang': '10m' } }) });
+    await waitFor('the daemon to poll', async () => server.out.stderr.includes('is up and running'), 30_000, server);
+    await insertJob(inst, 'Demo', { packageName: 'KtsTestHang', type: 'once' });
+    process.kill(server.child.pid!, 'SIGALRM');
+    const [perlPid, kidPid] = (await waitFor('the hang package to start', async () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim(), 60_000, server))
+      .split(' ').map(Number);
+    try {
+      server.child.kill('SIGKILL');
+      await server.exited;
+      await waitFor('the orphaned perl to die', async () => !alive(perlPid), 5000);
+    } finally {
+      // What perl started itself is beyond PR_SET_PDEATHSIG.
+      try {
+        process.kill(kidPid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
 });

@@ -120,6 +120,27 @@ function firstLine(text: string): string {
   return (text.split('\n').find((l) => l.trim() !== '') ?? text).trim();
 }
 
+/**
+ * Process groups of the Perl children now running. Should the daemon exit while one runs (a second
+ * SIGTERM, a fatal error), they are killed on the way out instead of running on as orphans.
+ */
+const running = new Set<number>();
+let exitHookInstalled = false;
+function track(pid: number) {
+  running.add(pid);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const pgid of running) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+}
+
 function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
   if (!child.pid) return;
   try {
@@ -160,7 +181,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       cwd: p.config.kivitendoDir,
       detached: true, // its own process group: TERM/KILL reach whatever it started, too
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, PGAPPNAME: applicationNameFor(p.jobId) },
+      env: { ...process.env, PGAPPNAME: applicationNameFor(p.jobId), KTS_SERVER_PID: String(process.pid) },
     });
     let answerText = '';
     let stopped: { kind: 'time-limit' | 'shutdown'; message: string } | undefined;
@@ -204,7 +225,10 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
     if (p.signal?.aborted) onAbort();
     else p.signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.on('spawn', () => p.onSpawn?.(child.pid!));
+    child.on('spawn', () => {
+      track(child.pid!);
+      p.onSpawn?.(child.pid!);
+    });
     let finished = false;
     child.on('error', (e: NodeJS.ErrnoException) => {
       spawnError = e;
@@ -218,6 +242,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       p.signal?.removeEventListener('abort', onAbort);
       // Nothing of the run may outlive it: leftovers in its group, backends it left open.
       killGroup(child, 'SIGKILL');
+      if (child.pid) running.delete(child.pid);
       let answer: Answer | undefined;
       try {
         const line = answerText.split('\n').find((l) => l.trim() !== '');

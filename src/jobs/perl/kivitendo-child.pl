@@ -29,6 +29,19 @@ use POSIX ();
 
 my $json = JSON::PP->new->utf8->canonical->allow_nonref->allow_blessed;
 
+# Should the server die without stopping us (kill -9), the kernel sends us SIGKILL: no orphan keeps
+# running a job nobody records. prctl(PR_SET_PDEATHSIG, SIGKILL); best effort, Linux only.
+{
+  require Config;
+  my %prctl = (x86_64 => 157, aarch64 => 167, i686 => 172, i386 => 172);
+  my ($arch) = ($Config::Config{archname} // '') =~ m/^(\w+?)-/;
+  if ($^O eq 'linux' && $arch && $prctl{$arch}) {
+    syscall($prctl{$arch}, 1, 9);
+    # the server died before the prctl took effect
+    POSIX::_exit(0) if $ENV{KTS_SERVER_PID} && getppid() != $ENV{KTS_SERVER_PID};
+  }
+}
+
 open(my $control, '+<&=', 3) or die "kivitendo-task-server child: no control descriptor 3: $!\n";
 binmode $control;
 # Programs kivitendo starts (latex, a printer command) must not inherit the control channel.

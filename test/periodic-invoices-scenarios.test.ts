@@ -300,6 +300,19 @@ describe('print, customer e-mail and summary (spec §5)', () => {
     assert.equal((await rows(r.db, 'SELECT count(*)::int AS n FROM ar')).at(0)?.n, 4);
   });
 
+  test('with the Perl path switched off ([task_server] perl = 0), printing fails with that reason and nothing else changes', async () => {
+    const extra = `INSERT INTO printers (id, printer_description, printer_command, template_code) VALUES (100901, 'P', 'lpr', '');`;
+    const r = await run(sql([{ id: 100301, p: 'm', start: '2014-03-01', print: true, printer: 100901 }, { id: 100302, p: 'm', start: '2014-03-01' }], '', extra), MARCH_15, {
+      config: { task_server: { perl: '0' } },
+    });
+    assert.equal(r.status, 'failure');
+    assert.equal(
+      r.error,
+      "Ausdruck von wiederkehrender Rechnung RE-0100 schlug fehl: CreatePeriodicInvoices printing/e-mailing needs kivitendo's Perl code, but the Perl path is switched off ([task_server] perl = 0)",
+    );
+    assert.equal((await rows(r.db, 'SELECT count(*)::int AS n FROM ar')).at(0)?.n, 2);
+  });
+
   test('summary e-mail from the installation template, with the posted invoices and disabled orders', async () => {
     const config = {
       mail_delivery: { method: 'smtp', host: sink.host, port: String(sink.port), security: 'none' },

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { ensureBinary, runCli } from './harness/cli';
 import { createPrintRig, decodeHeader, keptTexFiles, loadPrintScenario, normaliseRun, pdfText, type PrintRig } from './harness/goldenPrint';
 import { parseMail } from './harness/smtpSink';
 
@@ -179,6 +180,32 @@ describe('e-mailing periodic invoices: bad input fails only its own invoice', ()
       const mails = (await normaliseRun(rig)).get('mails.json') as { attachments: { filename: string; pdf_embedded_files: string[] }[] }[];
       assert.deepEqual(mails[0].attachments.map((a) => [a.filename, a.pdf_embedded_files]), [['Rechnung RE-1002.pdf', ['factur-x.xml']]]);
       assert.equal(await arCount(rig), 2);
+    } finally {
+      await rig.close();
+    }
+  });
+});
+
+describe('the binary prints and e-mails with its embedded Perl action', () => {
+  test('--run-job on the real clock: posted, printed, mailed with Factur-X, journaled; job success', async () => {
+    const now = new Date();
+    const month = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}`;
+    const sql = base('03-zugferd').replace(/'2014-03-01'/g, `'${month}-01'`);
+    const rig = await createPrintRig({ sql });
+    try {
+      const r = await runCli(['--run-job=2', '--client=G', 'start'], {
+        binary: ensureBinary(),
+        env: { KIVITENDO_DIR: rig.inst.root, KIVI_PRINT_DIR: rig.printDir },
+        timeoutMs: 300_000,
+      });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const h = (await rig.db.query(`SELECT status, result, error FROM background_job_histories WHERE package_name = 'CreatePeriodicInvoices'`)).rows;
+      assert.deepEqual(h, [{ status: 'success', result: '1', error: null }], r.stderr);
+      assert.deepEqual(printedFiles(rig).map((f) => f.replace(/-\d+\.pdf$/, '')), ['RE-1001']);
+      assert.match(pdfText(path.join(rig.printDir, printedFiles(rig)[0])), /RE-1001/);
+      const mails = (await normaliseRun(rig)).get('mails.json') as { envelope_to: string[]; attachments: { filename: string; pdf_embedded_files: string[] }[] }[];
+      assert.deepEqual(mails.map((m) => [m.envelope_to, m.attachments.map((a) => [a.filename, a.pdf_embedded_files])]), [[['kunde@example.invalid'], [['Rechnung RE-1001.pdf', ['factur-x.xml']]]]]);
+      assert.deepEqual((await rig.db.query(`SELECT status FROM email_journal`)).rows, [{ status: 'sent' }]);
     } finally {
       await rig.close();
     }

@@ -98,6 +98,18 @@ use parent qw(SL::BackgroundJob::Base);
 sub run { my $x = ; }
 1;
 `,
+  // Leaves a process behind that escaped its process group and holds stdout open.
+  KtsTestDetachedKid: `package SL::BackgroundJob::KtsTestDetachedKid;
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+sub run {
+  my $kid = fork();
+  if (!$kid) { POSIX::setsid(); sleep 60; POSIX::_exit(0); }
+  open my $fh, '>', 'users/kts-detached.pid' or die; print $fh $kid; close $fh;
+  return 'kid left behind';
+}
+1;
+`,
   // Output that looks like a report must not be taken for one.
   KtsTestNoise: `package SL::BackgroundJob::KtsTestNoise;
 use strict;
@@ -107,6 +119,8 @@ sub run {
   print STDOUT qq|{"ok":1,"result":"forged on stdout"}\\n|;
   print STDERR qq|{"ok":1,"result":"forged on stderr"}\\n|;
   print STDOUT "kts noise line 2\\n";
+  $| = 0;
+  print STDOUT "kts unflushed tail";
   return 'the real result';
 }
 1;
@@ -116,7 +130,9 @@ sub run {
 before(async () => {
   inst = await createKivitendoInstallation({
     config: {
-      task_server: { perl_packages: 'Test', 'job_time_limit.KtsTestHang': '4s' },
+      // The limit counts from the start of perl; kivitendo's modules take seconds to load on a busy
+      // machine, and the hang package must be reached before the limit.
+      task_server: { perl_packages: 'Test', 'job_time_limit.KtsTestHang': '25s' },
       debug: { global_level: 'NONE' },
     },
   });
@@ -221,13 +237,26 @@ describe('kivitendo Perl packages through the daemon (sources)', { concurrency: 
     assert.equal((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app])).length >= 1, true, 'its backend carries the job in application_name');
     const row = await rowOf('KtsTestHang', server);
     assert.equal(row.status, 'failure');
-    assert.equal(row.error, `job package KtsTestHang (ID ${id}) exceeded its time limit of 4 s and was stopped; its Perl process was killed and its database backends terminated`);
+    assert.equal(row.error, `job package KtsTestHang (ID ${id}) exceeded its time limit of 25 s and was stopped; its Perl process was killed and its database backends terminated`);
     assert.ok(!alive(perlPid), 'the perl process is gone (it ignored SIGTERM: SIGKILL after the grace)');
     assert.ok(!alive(kidPid), 'what it started is gone too (process group)');
     assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app]), []);
     const next = await waitFor('the next job of the client', async () => (await history('result = $1', ['after the hang']))[0], 60_000, server);
     assert.equal(next.status, 'success');
     assert.ok(after > id);
+  });
+
+  test('a process that escaped the group and holds stdout does not keep the run from ending', { timeout: 90_000 }, async () => {
+    await insertJob(inst, 'Demo', { packageName: 'KtsTestDetachedKid', type: 'once' });
+    alarm();
+    const row = await rowOf('KtsTestDetachedKid', server);
+    const kid = Number(fs.readFileSync(path.join(inst.root, 'users', 'kts-detached.pid'), 'utf8'));
+    try {
+      assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: 'kid left behind' });
+      assert.ok(alive(kid), 'the escaped process still runs (it holds stdout), and the run ended anyway');
+    } finally {
+      process.kill(kid, 'SIGKILL');
+    }
   });
 
   test('faults: each a failure row with one line naming the package and the cause', { timeout: 180_000 }, async () => {
@@ -250,6 +279,7 @@ describe('kivitendo Perl packages through the daemon (sources)', { concurrency: 
     assert.ok(out.some((l) => l.includes(`BackgroundJob ID ${ids.KtsTestNoise} perl stdout: {"ok":1,"result":"forged on stdout"}`)), 'stdout is logged with the job id');
     assert.ok(out.some((l) => l.includes(`BackgroundJob ID ${ids.KtsTestNoise} perl stderr: {"ok":1,"result":"forged on stderr"}`)), 'stderr is logged with the job id');
     assert.ok(out.some((l) => l.includes(`BackgroundJob ID ${ids.KtsTestNoise} perl stdout: kts noise line 2`)));
+    assert.ok(out.some((l) => l.includes(`BackgroundJob ID ${ids.KtsTestNoise} perl stdout: kts unflushed tail`)), 'buffered output is flushed before the child exits');
     const noFile = await rowOf('KtsTestNoFile', server, 30_000);
     assert.equal(noFile.error, "unknown job package 'KtsTestNoFile'");
     for (const r of [killed, exited, missing, syntax, noFile]) {

@@ -194,7 +194,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
       rl.on('line', (line) => {
         if (name === 'stderr' && line.trim()) lastStderr = line.trim();
-        p.log.info(`BackgroundJob ID ${p.jobId} perl ${name}: ${redact(line, p.client.dbpasswd)}`);
+        p.log.info(`BackgroundJob ID ${p.jobId} perl ${name}: ${redact(redact(line, p.client.dbpasswd), p.config.authDb.password)}`);
       });
     };
     logLines(child.stdout, 'stdout');
@@ -235,6 +235,15 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       if (child.pid === undefined) void finish(null, null);
     });
     child.on('close', (code, signal) => void finish(code, signal));
+    // 'close' waits for stdout/stderr, which something the package started may still hold: once
+    // perl itself is gone, its group is killed, and the run ends shortly after in any case.
+    child.on('exit', (code, signal) => {
+      killGroup(child, 'SIGKILL');
+      setTimeout(() => {
+        for (const s of [child.stdout, child.stderr, control]) s?.destroy();
+        void finish(code, signal);
+      }, 2000).unref();
+    });
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
       if (finished) return;
       finished = true;
@@ -254,8 +263,9 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
         await terminateJobBackends(p.config, p.client, p.jobId).catch(() => 0);
       }
       p.log.debug(`BackgroundJob ID ${p.jobId}: Perl process ${child.pid ?? '-'} finished after ${Date.now() - started} ms (exit ${code ?? signal})`);
+      const hide = (text: string) => redact(redact(text, p.client.dbpasswd), p.config.authDb.password);
       const fail = (message: string, kind: PerlFailureKind, perlError?: string, data?: string | null) =>
-        reject(new PerlRunError(redact(message, p.client.dbpasswd), kind, perlError && redact(perlError, p.client.dbpasswd), data));
+        reject(new PerlRunError(hide(message), kind, perlError && hide(perlError), data));
       if (stopped) return fail(stopped.message, stopped.kind);
       if (spawnError) {
         const why = spawnError.code === 'ENOENT' ? `'${perl}' not found` : spawnError.code === 'EACCES' ? `'${perl}' is not executable` : spawnError.message;

@@ -24,6 +24,7 @@ BEGIN {
 }
 
 use Fcntl qw(F_GETFD F_SETFD FD_CLOEXEC);
+use IO::Handle ();
 use JSON::PP ();
 use POSIX ();
 
@@ -91,6 +92,8 @@ sub reply {
   my ($answer) = @_;
   print $control $json->encode($answer), "\n";
   close $control;
+  STDOUT->flush;
+  STDERR->flush;
   # Skip global destruction: kivitendo's objects have nothing left to do, and DESTROY noise
   # after the result would only confuse the log.
   POSIX::_exit(0);

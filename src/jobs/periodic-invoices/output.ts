@@ -101,9 +101,14 @@ export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: 
     }
     return;
   }
-  lists.printed.push(...result.printed.map(row));
-  lists.printedFailed.push(...result.printed_failed.map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
-  lists.emailed.push(...result.emailed.map(row));
-  lists.emailedFailed.push(...result.emailed_failed.map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
-  lists.jobErrors.push(...result.job_errors);
+  const r = result ?? ({} as Partial<OutputResult>);
+  lists.printed.push(...(r.printed ?? []).map(row));
+  lists.printedFailed.push(...(r.printed_failed ?? []).map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
+  lists.emailed.push(...(r.emailed ?? []).map(row));
+  lists.emailedFailed.push(...(r.emailed_failed ?? []).map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
+  lists.jobErrors.push(...(r.job_errors ?? []));
+  ctx.log.info(
+    `CreatePeriodicInvoices: printed ${lists.printed.length} and e-mailed ${lists.emailed.length} invoice(s) through kivitendo's Perl code; ` +
+      `${lists.printedFailed.length} print(s) and ${lists.emailedFailed.length} mail(s) failed`,
+  );
 }

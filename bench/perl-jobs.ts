@@ -1,5 +1,5 @@
 // kivitendo's own Perl packages through the daemon (issue 8, deliverable 5). Prints figures; asserts nothing.
-//   npx tsx bench/perl-jobs.ts [--runs=100] [--clients=4] [--samples=5] [--settle=60] [--hang-limit=12] [--tsx] [--no-perl-daemon]
+//   npx tsx bench/perl-jobs.ts [--runs=100] [--clients=4] [--samples=5] [--batches=4] [--settle=60] [--hang-limit=12] [--tsx] [--no-perl-daemon]
 // On a throwaway kivitendo installation (kivitendo's real tree, see test/harness/kivitendo.ts):
 //  1. the daemon (dist/ single executable, rebuilt if stale; --tsx: sources) idle: VmRSS, RssAnon;
 //  2. a `once` job of kivitendo's Test code through Perl (package KtsBench, a subclass of
@@ -25,6 +25,7 @@ const RUNS = Number(args.runs ?? 100);
 const CLIENTS = Number(args.clients ?? 4);
 const SAMPLES = Number(args.samples ?? 5);
 const SETTLE_S = Number(args.settle ?? 60);
+const BATCHES = Number(args.batches ?? 4);
 const HANG_LIMIT_S = Number(args['hang-limit'] ?? 12);
 
 const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
@@ -40,6 +41,20 @@ const rssLine = (pid: number) => {
   const s = status(pid);
   return `VmRSS ${mib(s.rss)}, RssAnon ${mib(s.anon)}`;
 };
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && !/\) Z /.test(stat)) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
 
 /** Largest VmRSS of the perl processes whose parent is `pid`, sampled until stop() (kB). */
 function watchChildren(pid: number) {
@@ -111,31 +126,37 @@ async function main() {
   console.log(`                                     native Test median ${secs(median(native))} [${native.map(secs).join(', ')}]`);
   console.log(`after ${SAMPLES} Perl + ${SAMPLES} native runs       ${rssLine(pid)}`);
 
-  // ---- many Perl runs ----
-  const per = Math.ceil(RUNS / CLIENTS);
-  const ids: Record<string, number[]> = {};
-  let left = RUNS;
-  for (const n of names) {
-    ids[n] = await insertOnce(n, 'KtsBench', Math.min(per, left));
-    left -= ids[n].length;
-  }
+  // ---- many Perl runs, in batches (RSS after each) ----
   const watch = watchChildren(pid);
   const t0 = performance.now();
-  process.kill(pid, 'SIGALRM');
-  for (;;) {
-    let done = 0;
-    for (const n of names) done += Number((await inst.query(n, `SELECT count(*) AS n FROM background_jobs WHERE package_name = 'KtsBench' AND last_run_at IS NOT NULL`))[0].n);
-    if (done >= RUNS + SAMPLES) break;
-    if (server.child.exitCode !== null) throw new Error(`the daemon exited; stderr tail:\n${server.out.stderr}`);
-    await sleep(250);
+  let fed = 0;
+  for (let b = 1; b <= BATCHES; b++) {
+    const target = Math.round((RUNS * b) / BATCHES);
+    const batch = target - fed;
+    const per = Math.ceil(batch / CLIENTS);
+    let left = batch;
+    for (const n of names) {
+      const k = Math.min(per, left);
+      if (k > 0) await insertOnce(n, 'KtsBench', k);
+      left -= k;
+    }
+    fed = target;
+    process.kill(pid, 'SIGALRM');
+    for (;;) {
+      let done = 0;
+      for (const n of names) done += Number((await inst.query(n, `SELECT count(*) AS n FROM background_jobs WHERE package_name = 'KtsBench' AND last_run_at IS NOT NULL`))[0].n);
+      if (done >= fed + SAMPLES) break;
+      if (server.child.exitCode !== null) throw new Error(`the daemon exited; stderr tail:\n${server.out.stderr}`);
+      await sleep(250);
+    }
+    await sleep(1000);
+    console.log(`after ${String(fed).padStart(5)} Perl runs              ${rssLine(pid)}   (${secs(performance.now() - t0)} so far)`);
   }
   const wall = performance.now() - t0;
   const { max, seen } = watch.stop();
   let ok = 0;
   for (const n of names) ok += Number((await inst.query(n, `SELECT count(*) AS n FROM background_job_histories WHERE package_name = 'KtsBench' AND status = 'success' AND result = 'bench'`))[0].n);
   console.log(`${RUNS} Perl runs over ${CLIENTS} clients:      ${secs(wall)} wall, ${(RUNS / (wall / 1000)).toFixed(2)} runs/s, ${ok - SAMPLES} of ${RUNS} success rows; ${seen} perl children seen, largest VmRSS ${mib(max)}`);
-  await sleep(1000);
-  console.log(`after ${RUNS} Perl runs                 ${rssLine(pid)}`);
   await sleep(SETTLE_S * 1000);
   console.log(`${SETTLE_S} s later                          ${rssLine(pid)}`);
 
@@ -154,9 +175,9 @@ async function main() {
   const rowAt = performance.now();
   const hangPid = hangStart ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
   const [row] = await inst.query(names[0], `SELECT status, error FROM background_job_histories WHERE package_name = 'KtsBenchHang'`);
-  console.log(`time limit ${HANG_LIMIT_S} s, job spinning in Perl: failure row ${secs(rowAt - alarmAt)} after SIGALRM` +
-    (hangStart ? ` (the job's code spun for ${secs(rowAt - hangStart)}), its perl ${alive(hangPid) ? 'STILL ALIVE' : 'gone'} when the row was there` : ' (perl was stopped while still loading kivitendo)') +
-    `; ${row.status}: ${row.error}`);
+  console.log(`time limit ${HANG_LIMIT_S} s, job spinning in Perl: failure row ${secs(rowAt - alarmAt)} after SIGALRM, i.e. ${secs(rowAt - alarmAt - HANG_LIMIT_S * 1000)} after the limit` +
+    (hangStart ? ` (the job's own code spun for ${secs(rowAt - hangStart)}; its perl ${alive(hangPid) ? 'STILL ALIVE' : 'gone'})` : ' (perl was stopped while still loading kivitendo)') +
+    `; perl children of the daemon left: ${childrenOf(pid).length}; ${row.status}: ${row.error}`);
 
   server.child.kill('SIGTERM');
   await server.exited;

@@ -274,6 +274,9 @@ describe('print, customer e-mail and summary (spec §5)', () => {
   });
   after(() => sink.close());
 
+  // Printing and e-mailing run kivitendo's own Perl code after the commit (the golden and bad-input
+  // tests in periodic-invoices-print*.test.ts). This installation has no kivitendo tree, so that step
+  // fails as a whole: only the invoices kivitendo would print/e-mail count as failed, and they stay posted.
   test('print with a printer command and e-mail with recipients: posted, then failure after the commit', async () => {
     const extra = `INSERT INTO printers (id, printer_description, printer_command, template_code) VALUES (100901, 'P', 'lpr', ''), (100902, 'Q', '', '');`;
     const r = await run(
@@ -289,12 +292,24 @@ describe('print, customer e-mail and summary (spec §5)', () => {
       ),
     );
     assert.equal(r.status, 'failure');
+    const lines = r.error!.split('\n');
+    assert.equal(lines.length, 2, r.error!);
+    assert.match(lines[0], /^Ausdruck von wiederkehrender Rechnung RE-0100 schlug fehl: CreatePeriodicInvoices printing\/e-mailing .*SL::/);
+    assert.match(lines[1], /^E-Mail-Versand von wiederkehrender Rechnung RE-0102 schlug fehl: CreatePeriodicInvoices printing\/e-mailing .*SL::/);
+    assert.equal((await rows(r.db, 'SELECT count(*)::int AS n FROM ar')).at(0)?.n, 4);
+  });
+
+  test('with the Perl path switched off ([task_server] perl = 0), printing fails with that reason and nothing else changes', async () => {
+    const extra = `INSERT INTO printers (id, printer_description, printer_command, template_code) VALUES (100901, 'P', 'lpr', '');`;
+    const r = await run(sql([{ id: 100301, p: 'm', start: '2014-03-01', print: true, printer: 100901 }, { id: 100302, p: 'm', start: '2014-03-01' }], '', extra), MARCH_15, {
+      config: { task_server: { perl: '0' } },
+    });
+    assert.equal(r.status, 'failure');
     assert.equal(
       r.error,
-      'Ausdruck von wiederkehrender Rechnung RE-0100 schlug fehl: printing/e-mailing periodic invoices is not supported yet\n' +
-        'E-Mail-Versand von wiederkehrender Rechnung RE-0102 schlug fehl: printing/e-mailing periodic invoices is not supported yet',
+      "Ausdruck von wiederkehrender Rechnung RE-0100 schlug fehl: CreatePeriodicInvoices printing/e-mailing needs kivitendo's Perl code, but the Perl path is switched off ([task_server] perl = 0)",
     );
-    assert.equal((await rows(r.db, 'SELECT count(*)::int AS n FROM ar')).at(0)?.n, 4);
+    assert.equal((await rows(r.db, 'SELECT count(*)::int AS n FROM ar')).at(0)?.n, 2);
   });
 
   test('summary e-mail from the installation template, with the posted invoices and disabled orders', async () => {

@@ -1,8 +1,9 @@
 // kivitendo's CreatePeriodicInvoices (spec periodic-invoices.md): recurring invoices from sales
 // orders, row for row as SL::BackgroundJob::CreatePeriodicInvoices writes them. One transaction
 // for the whole run; an object-save DB error rolls back and "returns nothing" (success, NULL),
-// any other error rolls back and fails; print/e-mail errors are collected and fail the job after
-// the commit.
+// any other error rolls back and fails. Printing and e-mailing run after the commit through
+// kivitendo's own Perl code (periodic-invoices/output.ts); their errors fail the job, the invoices
+// stay posted.
 import type { Client } from '../db/pg';
 import { handleAutomaticExtensions, lastBilledDates, loadActiveConfigs, type ConfigRow } from './periodic-invoices/configs';
 import { buildInvoice } from './periodic-invoices/conversion';
@@ -11,19 +12,12 @@ import { DbObjectError, objectSave, RunError } from './periodic-invoices/errors'
 import { MasterData } from './periodic-invoices/masterData';
 import { num } from './periodic-invoices/money';
 import { InvoiceNumberAllocator, postInvoice, type PostedInvoice } from './periodic-invoices/posting';
-import { emptyLists, failureText, sendSummaryEmail, type RunLists } from './periodic-invoices/summary';
+import { deliverOutput, hasOutput, queueOutput, type OutputQueue, type ToDeliver } from './periodic-invoices/output';
+import { emptyLists, renderSummaryEmail, sendSummaryEmail, type RunLists } from './periodic-invoices/summary';
 import { StrftimePatternError } from './periodic-invoices/variables';
 import { JobError, type JobContext, type JobPackage } from './types';
 
 const NAME = 'CreatePeriodicInvoices';
-
-/** What a print or customer e-mail records until the LaTeX templates are supported. */
-export const PRINT_EMAIL_NOT_SUPPORTED = 'printing/e-mailing periodic invoices is not supported yet';
-
-interface ToDeliver {
-  invoice: PostedInvoice;
-  config: ConfigRow;
-}
 
 /** One-time config: close the order (with kivitendo's order save hooks) and deactivate (§2.4). */
 async function disableOneTimeConfig(db: Client, md: MasterData, config: ConfigRow, invoice: PostedInvoice): Promise<string> {
@@ -68,45 +62,8 @@ async function disableOneTimeConfig(db: Client, md: MasterData, config: ConfigRo
   return order.ordnumber;
 }
 
-/**
- * Print step (§5.1): kivitendo prints only with a printer that has a command. Printing needs the
- * LaTeX templates, which this server does not render yet, so such an invoice records the error
- * kivitendo would record for a failed print.
- */
-async function printInvoices(db: Client, list: ToDeliver[], lists: RunLists, countrycode: string): Promise<void> {
-  for (const { invoice, config } of list) {
-    if (!config.print || !config.printer_id) continue;
-    const p = await db.query<{ printer_command: string | null }>('SELECT printer_command FROM printers WHERE id = $1', [config.printer_id]);
-    if (!p.rows[0]?.printer_command) continue;
-    lists.jobErrors.push(failureText('print', countrycode, invoice.invnumber, PRINT_EMAIL_NOT_SUPPORTED));
-    lists.printedFailed.push([invoice.row, PRINT_EMAIL_NOT_SUPPORTED]);
-  }
-}
-
-/** E-mail step (§5.2): same as printing, for invoices that would have recipients. */
-async function emailInvoices(db: Client, list: ToDeliver[], lists: RunLists, countrycode: string): Promise<void> {
-  for (const { invoice, config } of list) {
-    const c = await db.query<{ send_email: boolean; email_recipient_address: string | null; cp_email: string | null }>(
-      `SELECT pic.send_email, pic.email_recipient_address, ct.cp_email
-         FROM periodic_invoices_configs pic LEFT JOIN contacts ct ON ct.cp_id = pic.email_recipient_contact_id
-        WHERE pic.id = $1`,
-      [config.id],
-    );
-    const row = c.rows[0];
-    if (!row?.send_email) continue;
-    const cust = await db.query<{ invoice_mail: string | null }>('SELECT invoice_mail FROM customer WHERE id = $1', [invoice.draft.order.customer_id]);
-    const recipients = [...(row.email_recipient_address ?? '').split(','), ...(row.cp_email ? [row.cp_email] : []), ...(cust.rows[0]?.invoice_mail ? [cust.rows[0].invoice_mail] : [])]
-      .map((s) => s.trim())
-      .filter((s) => s)
-      .map((s) => s.toLowerCase());
-    if (recipients.length === 0) continue;
-    lists.jobErrors.push(failureText('email', countrycode, invoice.invnumber, PRINT_EMAIL_NOT_SUPPORTED));
-    lists.emailedFailed.push([invoice.row, PRINT_EMAIL_NOT_SUPPORTED]);
-  }
-}
-
-/** The body of the run inside the transaction. Returns the collected print/e-mail errors. */
-async function runInTransaction(ctx: JobContext, lists: RunLists): Promise<void> {
+/** The body of the run inside the transaction. Returns what is to be printed and e-mailed after the commit. */
+async function runInTransaction(ctx: JobContext, lists: RunLists): Promise<{ queue: OutputQueue; templates: string | null } | undefined> {
   const db = ctx.db;
   const now = ctx.clock.now();
   const today: Ymd = localYmd(now);
@@ -132,7 +89,7 @@ async function runInTransaction(ctx: JobContext, lists: RunLists): Promise<void>
     }
     if (dates.length) due.push({ config, dates });
   }
-  if (due.length === 0) return;
+  if (due.length === 0) return undefined;
 
   const md = new MasterData();
   await md.loadReference(db);
@@ -180,9 +137,22 @@ async function runInTransaction(ctx: JobContext, lists: RunLists): Promise<void>
   }
   await numbers.flush();
 
-  await printInvoices(db, toPrint, lists, locale.countrycode);
-  await emailInvoices(db, toEmail, lists, locale.countrycode);
-  await sendSummaryEmail(ctx, lists, md.defaults.templates);
+  const queue = await queueOutput(db, toPrint, toEmail);
+  if (!hasOutput(queue)) {
+    await sendSummaryEmail(ctx, lists, md.defaults.templates);
+    return undefined;
+  }
+  // The summary goes out after printing and e-mailing (it lists their outcome), i.e. after the
+  // commit; a broken summary template must still roll the run back as in kivitendo, so render it
+  // once here.
+  await renderSummaryEmail(ctx, lists, md.defaults.templates);
+  return { queue, templates: md.defaults.templates };
+}
+
+/** The job's time limit, as the runner applies it; the Perl process gets it as its own bound. */
+function timeLimitMs(ctx: JobContext): number {
+  const ts = ctx.config.taskServer;
+  return ts.jobTimeLimitsMs[NAME] || ts.jobTimeLimitMs;
 }
 
 export const CreatePeriodicInvoices: JobPackage = {
@@ -190,11 +160,12 @@ export const CreatePeriodicInvoices: JobPackage = {
   async run(ctx) {
     const lists = emptyLists();
     const db = ctx.db;
+    let output: Awaited<ReturnType<typeof runInTransaction>>;
     await db.query('BEGIN');
     try {
       // Dates as ISO text inside the run; reverts with the transaction.
       await db.query(`SET LOCAL DateStyle TO 'ISO'`);
-      await runInTransaction(ctx, lists);
+      output = await runInTransaction(ctx, lists);
       await db.query('COMMIT');
     } catch (e) {
       await db.query('ROLLBACK').catch(() => undefined);
@@ -205,6 +176,10 @@ export const CreatePeriodicInvoices: JobPackage = {
       }
       const msg = e instanceof RunError ? `${e.kivitendoMessage}${e.where ? ` at ${e.where}.` : ''}` : (e as Error).message;
       throw new JobError(`do_transaction() failed - ${msg}`);
+    }
+    if (output) {
+      await deliverOutput(ctx, output.queue, lists, timeLimitMs(ctx));
+      await sendSummaryEmail(ctx, lists, output.templates);
     }
     if (lists.jobErrors.length) throw new JobError(lists.jobErrors.join('\n'));
     return 1;

@@ -26,6 +26,10 @@ export interface SmtpSinkOptions {
   starttls?: boolean;
   /** Implicit TLS on connect (self-signed certificate). */
   secure?: boolean;
+  /** Answer RCPT TO for these addresses (case-insensitive) with 550, as the golden print rig's sink does. */
+  rejectRecipients?: string[];
+  /** Text of the 250 reply to the end of DATA (kivitendo journals it), e.g. 'OK saved' like the rig's sink. */
+  dataReply?: string;
 }
 
 export interface SmtpSink {
@@ -92,6 +96,14 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
       err.responseCode = 535;
       return cb(err);
     },
+    onRcptTo(address, _session, cb) {
+      if ((opts.rejectRecipients ?? []).some((a) => a.toLowerCase() === address.address.toLowerCase())) {
+        const err = new Error(`5.1.1 <${address.address}>: Recipient address rejected (rig sink)`) as Error & { responseCode: number };
+        err.responseCode = 550;
+        return cb(err);
+      }
+      return cb();
+    },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
@@ -112,7 +124,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
           ...parseMail(raw),
         });
         waiters.splice(0).forEach((w) => w());
-        cb();
+        if (opts.dataReply) cb(null, opts.dataReply);
+        else cb();
       });
     },
   };

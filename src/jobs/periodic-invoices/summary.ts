@@ -38,17 +38,23 @@ async function recipient(ctx: JobContext, sendTo: string): Promise<string | unde
   return r.rows[0]?.cfg_value || undefined;
 }
 
+export interface SummaryEmail {
+  to: string;
+  file: string;
+  output: string;
+}
+
 /**
- * Sends the summary if configured. A template error throws (kivitendo dies inside the transaction,
- * so the caller rolls back); a send failure is ignored, as kivitendo ignores Mailer's error string.
+ * The summary mail of the run if one is configured and due, rendered; a template error throws
+ * (kivitendo dies inside the transaction, so the caller rolls back).
  */
-export async function sendSummaryEmail(ctx: JobContext, lists: RunLists, templatesDir: string | null): Promise<void> {
+export async function renderSummaryEmail(ctx: JobContext, lists: RunLists, templatesDir: string | null): Promise<SummaryEmail | undefined> {
   const conf = ctx.config.sections['periodic_invoices'] ?? {};
-  if (!conf.send_email_to || lists.posted.length === 0) return;
+  if (!conf.send_email_to || lists.posted.length === 0) return undefined;
   const errorsOnly = conf.send_for_errors_only && conf.send_for_errors_only !== '0';
-  if (errorsOnly && lists.printedFailed.length === 0 && lists.emailedFailed.length === 0) return;
+  if (errorsOnly && lists.printedFailed.length === 0 && lists.emailedFailed.length === 0) return undefined;
   const to = await recipient(ctx, conf.send_email_to);
-  if (!to) return;
+  if (!to) return undefined;
   const file = conf.email_template || `${templatesDir || 'templates/design40_webpages'}/oe/periodic_invoices_email.txt`;
   const output = renderTemplateFile(ctx.kivitendoDir, file, {
     POSTED_INVOICES: lists.posted,
@@ -58,6 +64,18 @@ export async function sendSummaryEmail(ctx: JobContext, lists: RunLists, templat
     EMAILED_FAILED: lists.emailedFailed,
     DISABLED_ORDERS: lists.disabledOrders,
   });
+  return { to, file, output };
+}
+
+/**
+ * Sends the summary if configured. A template error throws; a send failure is ignored, as
+ * kivitendo ignores Mailer's error string.
+ */
+export async function sendSummaryEmail(ctx: JobContext, lists: RunLists, templatesDir: string | null): Promise<void> {
+  const mail = await renderSummaryEmail(ctx, lists, templatesDir);
+  if (!mail) return;
+  const conf = ctx.config.sections['periodic_invoices'] ?? {};
+  const { to, file, output } = mail;
   const html = /.html$/.test(file);
   try {
     await ctx.mailer.send({

@@ -1,0 +1,114 @@
+// Print and customer e-mail of the posted invoices (spec periodic-invoices.md §5.1, §5.2) through
+// kivitendo's own Perl code: nearly every company has edited its invoice template, so only
+// kivitendo's print pipeline (Form::parse_template, SL::Helper::CreatePDF with ZUGFeRD, SL::Mailer)
+// prints them as kivitendo does. One Perl process per run, after the posting has committed;
+// the action is src/jobs/perl/actions/periodic_invoices_output.pl.
+import type { Client } from '../../db/pg';
+import { runPerlAction } from '../perl/child';
+import type { JobContext } from '../types';
+import type { ConfigRow } from './configs';
+import type { PostedInvoice } from './posting';
+import { failureText, type RunLists } from './summary';
+
+export const OUTPUT_ACTION = 'periodic_invoices_output';
+
+export interface ToDeliver {
+  invoice: PostedInvoice;
+  config: ConfigRow;
+}
+
+/** What the Perl action reports (invoice ids; errors as kivitendo's texts). */
+export interface OutputResult {
+  printed: number[];
+  printed_failed: [number, string][];
+  emailed: number[];
+  emailed_failed: [number, string][];
+  job_errors: string[];
+}
+
+/** The invoices of a run that kivitendo would actually print and e-mail, in posting order. */
+export interface OutputQueue {
+  print: PostedInvoice[];
+  email: PostedInvoice[];
+}
+
+/**
+ * kivitendo's own early returns of _print_invoice (no printer, no printer command) and
+ * _email_invoice (no recipients), checked here on the run's transaction so that a run with
+ * nothing to print or send starts no Perl process. The Perl side checks them again.
+ */
+export async function queueOutput(db: Client, toPrint: ToDeliver[], toEmail: ToDeliver[]): Promise<OutputQueue> {
+  const queue: OutputQueue = { print: [], email: [] };
+  for (const { invoice, config } of toPrint) {
+    if (!config.print || !config.printer_id) continue;
+    const p = await db.query<{ printer_command: string | null }>('SELECT printer_command FROM printers WHERE id = $1', [config.printer_id]);
+    if (p.rows[0]?.printer_command) queue.print.push(invoice);
+  }
+  for (const { invoice, config } of toEmail) {
+    const c = await db.query<{ send_email: boolean; email_recipient_address: string | null; cp_email: string | null }>(
+      `SELECT pic.send_email, pic.email_recipient_address, ct.cp_email
+         FROM periodic_invoices_configs pic LEFT JOIN contacts ct ON ct.cp_id = pic.email_recipient_contact_id
+        WHERE pic.id = $1`,
+      [config.id],
+    );
+    const row = c.rows[0];
+    if (!row?.send_email) continue;
+    const cust = await db.query<{ invoice_mail: string | null }>('SELECT invoice_mail FROM customer WHERE id = $1', [invoice.draft.order.customer_id]);
+    const recipients = [...(row.email_recipient_address ?? '').split(','), row.cp_email ?? '', cust.rows[0]?.invoice_mail ?? ''].filter((s) => s.trim());
+    if (recipients.length) queue.email.push(invoice);
+  }
+  return queue;
+}
+
+export function hasOutput(q: OutputQueue): boolean {
+  return q.print.length > 0 || q.email.length > 0;
+}
+
+/**
+ * Runs kivitendo's print and e-mail steps for the queued invoices in one Perl process and merges
+ * the outcome into the run's lists. When the process itself fails (no perl, killed at the time
+ * limit, crashed), every queued invoice counts as failed with that one-line reason; the posted
+ * invoices stay posted either way.
+ */
+export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: RunLists, timeLimitMs: number): Promise<void> {
+  const byId = new Map([...queue.print, ...queue.email].map((i) => [i.id, i]));
+  const row = (id: number) => byId.get(id)?.row ?? { id };
+  let result: OutputResult;
+  try {
+    result = (await runPerlAction({
+      config: ctx.config,
+      log: ctx.log,
+      client: ctx.client,
+      user: ctx.user,
+      action: OUTPUT_ACTION,
+      request: { print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id) },
+      jobId: ctx.job.id,
+      timeLimitMs,
+      signal: ctx.signal,
+      label: 'CreatePeriodicInvoices printing/e-mailing',
+    })) as OutputResult;
+  } catch (e) {
+    if (ctx.signal.aborted) throw e;
+    const why = (e as Error).message;
+    const countrycode = ctx.user.settings.countrycode || 'de';
+    for (const i of queue.print) {
+      lists.jobErrors.push(failureText('print', countrycode, i.invnumber, why));
+      lists.printedFailed.push([i.row, why]);
+    }
+    for (const i of queue.email) {
+      lists.jobErrors.push(failureText('email', countrycode, i.invnumber, why));
+      lists.emailedFailed.push([i.row, why]);
+    }
+    return;
+  }
+  const r = result ?? ({} as Partial<OutputResult>);
+  lists.printed.push(...(r.printed ?? []).map(row));
+  lists.printedFailed.push(...(r.printed_failed ?? []).map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
+  lists.emailed.push(...(r.emailed ?? []).map(row));
+  lists.emailedFailed.push(...(r.emailed_failed ?? []).map(([id, err]): [Record<string, unknown>, string] => [row(id), err]));
+  lists.jobErrors.push(...(r.job_errors ?? []));
+  ctx.log.info(
+    `CreatePeriodicInvoices: printed ${lists.printed.length} and e-mailed ${lists.emailed.length} invoice(s) through kivitendo's Perl code; ` +
+      `${lists.printedFailed.length} print(s) and ${lists.emailedFailed.length} mail(s) failed`,
+  );
+}

@@ -95,25 +95,24 @@ function dbParamsOf(client: ClientRow): DbParams {
   };
 }
 
-/** Terminates the backends a job's Perl process left behind, in the client's and the auth DB's cluster. */
-export async function terminateJobBackends(config: Config, client: ClientRow, jobId: number): Promise<number> {
-  const targets = [dbParamsOf(client)];
-  const a = config.authDb;
-  if (`${a.host}:${a.port}` !== `${targets[0].host}:${targets[0].port}`) targets.push(a);
-  let n = 0;
-  for (const params of targets) {
-    const db = await openConnection(params, { applicationName: 'kivitendo-task-server' });
-    try {
-      const r = await db.query(
-        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()',
-        [applicationNameFor(jobId)],
-      );
-      n += r.rows[0].n;
-    } finally {
-      await db.end().catch(() => undefined);
-    }
+/**
+ * Terminates the backends a job's Perl process left behind in the client's database. Job ids are
+ * per client database, and several clients' databases (and every client's auth connections) share
+ * a cluster, so the name is only matched inside the client's own database: elsewhere
+ * "kivitendo-task-server job 5" may be another client's job 5 running right now.
+ */
+export async function terminateJobBackends(client: ClientRow, jobId: number): Promise<number> {
+  const params = dbParamsOf(client);
+  const db = await openConnection(params, { applicationName: 'kivitendo-task-server' });
+  try {
+    const r = await db.query(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()',
+      [applicationNameFor(jobId)],
+    );
+    return r.rows[0].n;
+  } finally {
+    await db.end().catch(() => undefined);
   }
-  return n;
 }
 
 function firstLine(text: string): string {
@@ -213,7 +212,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       p.log.warn(`BackgroundJob ID ${p.jobId}: ${message}`);
       killGroup(child, 'SIGTERM');
       timers.push(setTimeout(() => killGroup(child, 'SIGKILL'), KILL_GRACE_MS));
-      terminateJobBackends(p.config, p.client, p.jobId).catch((e) => p.log.warn(`BackgroundJob ID ${p.jobId}: terminating its database backends failed: ${(e as Error).message}`));
+      terminateJobBackends(p.client, p.jobId).catch((e) => p.log.warn(`BackgroundJob ID ${p.jobId}: terminating its database backends failed: ${(e as Error).message}`));
     };
     timers.push(
       setTimeout(
@@ -260,7 +259,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
         answer = undefined;
       }
       if (stopped || !answer?.ok) {
-        await terminateJobBackends(p.config, p.client, p.jobId).catch(() => 0);
+        await terminateJobBackends(p.client, p.jobId).catch(() => 0);
       }
       p.log.debug(`BackgroundJob ID ${p.jobId}: Perl process ${child.pid ?? '-'} finished after ${Date.now() - started} ms (exit ${code ?? signal})`);
       const hide = (text: string) => redact(redact(text, p.client.dbpasswd), p.config.authDb.password);

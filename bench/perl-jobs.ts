@@ -4,10 +4,11 @@
 //  1. the daemon (dist/ single executable, rebuilt if stale; --tsx: sources) idle: VmRSS, RssAnon;
 //  2. a `once` job of kivitendo's Test code through Perl (package KtsBench, a subclass of
 //     SL::BackgroundJob::Test, so the native Test module does not take it): SIGALRM → history row,
-//     each run a cold perl; beside it the native Test job;
+//     cold (a daemon with perl_preload_idle = 0: a cold perl per run) and warm (the default: a child
+//     forked by the preloaded Perl parent), side by side; beside them the native Test job;
 //  3. --runs Perl runs spread over --clients clients (they run in parallel, up to [task_server]
-//     concurrency): throughput, the daemon's RSS after them and --settle seconds later, the largest
-//     perl child seen;
+//     concurrency): throughput, the daemon's and the preloaded parent's RSS after them and
+//     --settle seconds later, the largest perl child seen;
 //  4. time limit: a package spinning in Perl, job_time_limit --hang-limit (12 s) → failure row, child gone;
 //  5. kivitendo's scripts/task_server.pl on the same installation (modules preloaded): SIGALRM →
 //     history row, and its RSS (skip with --no-perl-daemon).
@@ -56,18 +57,36 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Largest VmRSS of the perl processes whose parent is `pid`, sampled until stop() (kB). */
-function watchChildren(pid: number) {
+/** The preloaded Perl parents the daemon started (`perl …/kivitendo-child.pl preload`). */
+function preloadParents(pid: number): number[] {
+  return childrenOf(pid).filter((c) => {
+    try {
+      return fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0').includes('preload');
+    } catch {
+      return false;
+    }
+  });
+}
+const parentLine = (pid: number) => {
+  const ps = preloadParents(pid);
+  return ps.length ? ps.map((p) => `preloaded parent ${p}: ${rssLine(p)}`).join('; ') : 'no preloaded parent';
+};
+
+/** Largest VmRSS of the perl processes whose parent is `pid` or its preloaded parent (runs), sampled until stop() (kB). */
+function watchChildren(daemon: number) {
   let max = 0;
   let seen = 0;
   const pids = new Set<number>();
+  let parents = preloadParents(daemon);
   const timer = setInterval(() => {
+    parents = preloadParents(daemon);
     for (const e of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(e)) continue;
       try {
         const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
         const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid !== pid) continue;
+        if (ppid !== daemon && !parents.includes(ppid)) continue;
+        if (parents.includes(Number(e))) continue;
         if (!pids.has(Number(e))) (pids.add(Number(e)), (seen += 1));
         const rss = status(Number(e)).rss;
         if (Number.isFinite(rss)) max = Math.max(max, rss);
@@ -110,21 +129,36 @@ async function main() {
 
   // ---- this server ----
   const binary = args.tsx ? undefined : ensureBinary();
+  const pidFileOf = path.join(inst.root, 'users', 'pid', 'config.kivitendo.conf.pid');
+  // Cold: a daemon that starts a cold perl per run.
+  fs.writeFileSync(path.join(inst.root, 'config', 'cold.conf'), fs.readFileSync(inst.configFile, 'utf8') + '\n[task_server]\nperl_preload_idle = 0\n');
+  const cold = spawnCli(['-f', '-c', 'config/cold.conf', 'start', '--kivitendo-dir', inst.root], { binary, env: { NODE_OPTIONS: DAEMON_V8_FLAGS || undefined } });
+  cold.child.stderr!.on('data', () => (cold.out.stderr = cold.out.stderr.slice(-4000)));
+  for (let i = 0; i < 400 && !fs.existsSync(path.join(inst.root, 'users', 'pid', 'config.cold.conf.pid')); i++) await sleep(50);
+  await sleep(1500);
+  const perlCold: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) perlCold.push(await latency(cold.child.pid!, 'KtsBench'));
+  cold.child.kill('SIGTERM');
+  await cold.exited;
+
   const server = spawnCli(['-f', 'start', '--kivitendo-dir', inst.root], { binary, env: { NODE_OPTIONS: DAEMON_V8_FLAGS || undefined } });
   server.child.stderr!.on('data', () => (server.out.stderr = server.out.stderr.slice(-4000)));
   const pid = server.child.pid!;
-  for (let i = 0; i < 400 && !fs.existsSync(path.join(inst.root, 'users', 'pid', 'config.kivitendo.conf.pid')); i++) await sleep(50);
+  for (let i = 0; i < 400 && !fs.existsSync(pidFileOf); i++) await sleep(50);
   await sleep(1500);
   console.log(`daemon: ${binary ? path.relative(process.cwd(), binary) : 'node --import tsx src/main.ts'} (pid ${pid}); kivitendo tree ${inst.src}; ${CLIENTS} clients; ${require('node:os').cpus().length} CPUs`);
   console.log(`idle                                 ${rssLine(pid)}`);
 
-  const perlCold: number[] = [];
   const native: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) perlCold.push(await latency(pid, 'KtsBench'));
+  // The first Perl run starts the preloaded parent (it loads kivitendo's modules, as a cold perl does).
+  const first = await latency(pid, 'KtsBench');
+  const perlWarm: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) perlWarm.push(await latency(pid, 'KtsBench'));
   for (let i = 0; i < SAMPLES; i++) native.push(await latency(pid, 'Test'));
-  console.log(`once job, SIGALRM → history row:     Perl (cold perl per run) median ${secs(median(perlCold))} [${perlCold.map(secs).join(', ')}]`);
+  console.log(`once job, SIGALRM → history row:     Perl cold (perl_preload_idle = 0) median ${secs(median(perlCold))} [${perlCold.map(secs).join(', ')}]`);
+  console.log(`                                     Perl warm (preloaded parent)    median ${secs(median(perlWarm))} [${perlWarm.map(secs).join(', ')}]; the first run, which starts the parent: ${secs(first)}`);
   console.log(`                                     native Test median ${secs(median(native))} [${native.map(secs).join(', ')}]`);
-  console.log(`after ${SAMPLES} Perl + ${SAMPLES} native runs       ${rssLine(pid)}`);
+  console.log(`after ${SAMPLES + 1} Perl + ${SAMPLES} native runs       daemon ${rssLine(pid)}; ${parentLine(pid)}`);
 
   // ---- many Perl runs, in batches (RSS after each) ----
   const watch = watchChildren(pid);
@@ -145,20 +179,20 @@ async function main() {
     for (;;) {
       let done = 0;
       for (const n of names) done += Number((await inst.query(n, `SELECT count(*) AS n FROM background_jobs WHERE package_name = 'KtsBench' AND last_run_at IS NOT NULL`))[0].n);
-      if (done >= fed + SAMPLES) break;
+      if (done >= fed + 2 * SAMPLES + 1) break;
       if (server.child.exitCode !== null) throw new Error(`the daemon exited; stderr tail:\n${server.out.stderr}`);
       await sleep(250);
     }
     await sleep(1000);
-    console.log(`after ${String(fed).padStart(5)} Perl runs              ${rssLine(pid)}   (${secs(performance.now() - t0)} so far)`);
+    console.log(`after ${String(fed).padStart(5)} Perl runs              daemon ${rssLine(pid)}; ${parentLine(pid)}   (${secs(performance.now() - t0)} so far)`);
   }
   const wall = performance.now() - t0;
   const { max, seen } = watch.stop();
   let ok = 0;
   for (const n of names) ok += Number((await inst.query(n, `SELECT count(*) AS n FROM background_job_histories WHERE package_name = 'KtsBench' AND status = 'success' AND result = 'bench'`))[0].n);
-  console.log(`${RUNS} Perl runs over ${CLIENTS} clients:      ${secs(wall)} wall, ${(RUNS / (wall / 1000)).toFixed(2)} runs/s, ${ok - SAMPLES} of ${RUNS} success rows; ${seen} perl children seen, largest VmRSS ${mib(max)}`);
+  console.log(`${RUNS} Perl runs over ${CLIENTS} clients:      ${secs(wall)} wall, ${(RUNS / (wall / 1000)).toFixed(2)} runs/s, ${ok - 2 * SAMPLES - 1} of ${RUNS} success rows; ${seen} perl run processes seen, largest VmRSS ${mib(max)}`);
   await sleep(SETTLE_S * 1000);
-  console.log(`${SETTLE_S} s later                          ${rssLine(pid)}`);
+  console.log(`${SETTLE_S} s later                          daemon ${rssLine(pid)}; ${parentLine(pid)}`);
 
   // ---- time limit ----
   // The limit counts from the start of perl (its module loading included), so it must exceed
@@ -177,7 +211,7 @@ async function main() {
   const [row] = await inst.query(names[0], `SELECT status, error FROM background_job_histories WHERE package_name = 'KtsBenchHang'`);
   console.log(`time limit ${HANG_LIMIT_S} s, job spinning in Perl: failure row ${secs(rowAt - alarmAt)} after SIGALRM, i.e. ${secs(rowAt - alarmAt - HANG_LIMIT_S * 1000)} after the limit` +
     (hangStart ? ` (the job's own code spun for ${secs(rowAt - hangStart)}; its perl ${alive(hangPid) ? 'STILL ALIVE' : 'gone'})` : ' (perl was stopped while still loading kivitendo)') +
-    `; perl children of the daemon left: ${childrenOf(pid).length}; ${row.status}: ${row.error}`);
+    `; perl run processes left: ${childrenOf(pid).filter((c) => !preloadParents(pid).includes(c)).length + preloadParents(pid).reduce((n, p) => n + childrenOf(p).length, 0)}, preloaded parent ${preloadParents(pid).length ? 'alive' : 'gone'}; ${row.status}: ${row.error}`);
 
   server.child.kill('SIGTERM');
   await server.exited;

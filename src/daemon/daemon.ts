@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pidFilePath, type Config } from '../config/config';
+import { restartPerlParents, stopPerlParents } from '../jobs/perl/preload';
 import { createLogger, switchableLogger, type Logger } from '../log/logger';
 import { resolveNodeId, runSingleJob, Scheduler } from '../scheduler/scheduler';
 import type { Reporter } from './detach';
@@ -156,6 +157,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         log.target = createConfiguredLogger(next, opts.journald, opts.stderrLost);
         scheduler.reload(next);
         current = next;
+        // kivitendo may have been upgraded on disk: the next Perl run loads its modules afresh.
+        restartPerlParents();
         log.info('Configuration reloaded');
       } catch (e) {
         log.error(`Reconfiguration failed, keeping the previous configuration: ${oneLine(e).replace(/^Error:\s*/, '')}`);
@@ -177,6 +180,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     await scheduler.run();
     // The loop ends as soon as a stop is requested; the jobs still running get their grace period.
     await stopped;
+    stopPerlParents();
   } catch (e) {
     log.error(`The scheduler failed: ${oneLine(e)}`);
     code = 1;

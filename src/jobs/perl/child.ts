@@ -14,6 +14,7 @@ import type { Config, DbParams } from '../../config/config';
 import { openConnection, redact } from '../../db/pg';
 import type { Logger } from '../../log/logger';
 import { JobError, type ClientRow, type TaskServerUser } from '../types';
+import { forkPreloaded, type ForkedRun } from './preload';
 
 declare const __KTS_PERL_FILES__: Record<string, string> | undefined;
 
@@ -140,7 +141,7 @@ function track(pid: number) {
   });
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
+function killGroup(child: { pid?: number }, signal: NodeJS.Signals) {
   if (!child.pid) return;
   try {
     process.kill(-child.pid, signal);
@@ -174,14 +175,16 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
     action_source: actionSource,
   };
 
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const child = spawn(perl, ['-'], {
+  const started = Date.now();
+  // A child of the preloaded parent when there is one (kivitendo's modules loaded already), else a cold perl.
+  return forkPreloaded(p.config, p.log, glue, request, applicationNameFor(p.jobId)).then((forked) => new Promise((resolve, reject) => {
+    const child: RunProcess = forked ?? spawn(perl, ['-'], {
       cwd: p.config.kivitendoDir,
       detached: true, // its own process group: TERM/KILL reach whatever it started, too
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, PGAPPNAME: applicationNameFor(p.jobId), KTS_SERVER_PID: String(process.pid) },
     });
+    if (forked) p.log.debug(`BackgroundJob ID ${p.jobId}: forked by the preloaded Perl parent ${forked.parentPid} as Perl process ${forked.pid}`);
     let answerText = '';
     let stopped: { kind: 'time-limit' | 'shutdown'; message: string } | undefined;
     let lastStderr = '';
@@ -198,13 +201,16 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
     };
     logLines(child.stdout, 'stdout');
     logLines(child.stderr, 'stderr');
-    const control = child.stdio[3] as Readable & { write(s: string): boolean; end(): void };
+    const control = (forked ? forked.control : (child as ChildProcess).stdio[3]) as Readable & { write(s: string): boolean; end(): void };
     control.setEncoding('utf8');
     control.on('data', (d: string) => (answerText += d));
     control.on('error', () => undefined);
-    child.stdin!.on('error', () => undefined);
-    child.stdin!.end(glue);
-    control.write(JSON.stringify(request) + '\n');
+    if (!forked) {
+      const cold = child as ChildProcess;
+      cold.stdin!.on('error', () => undefined);
+      cold.stdin!.end(glue);
+      control.write(JSON.stringify(request) + '\n');
+    }
 
     const stop = (kind: 'time-limit' | 'shutdown', message: string) => {
       if (stopped) return;
@@ -272,6 +278,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       }
       if (!answer) {
         const tail = lastStderr ? `; last output: ${lastStderr}` : '';
+        if (forked?.parentDied) return fail(`${label}: kivitendo's Perl process was killed because ${forked.parentDied}${tail}`, 'crash');
         if (signal) {
           const oom = signal === 'SIGKILL' ? ' (the kernel\'s OOM killer sends SIGKILL: out of memory?)' : '';
           return fail(`${label}: kivitendo's Perl process was killed by ${signal}${oom} before it reported a result${tail}`, 'crash');
@@ -289,8 +296,11 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       if (p.action === 'run_job') return fail(error, 'run', error, answer.data);
       return fail(`${label}: ${firstLine(error)}`, 'run', error);
     };
-  });
+  }));
 }
+
+/** What runPerlAction needs of a run's process: a cold perl or a child of the preloaded parent. */
+type RunProcess = ChildProcess | ForkedRun;
 
 /** Why a package's kivitendo module cannot be loaded, as one line (undefined: it loads). */
 export type PackageProbe = Map<string, string | undefined>;

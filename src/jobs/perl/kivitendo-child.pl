@@ -30,20 +30,34 @@ use POSIX ();
 
 my $json = JSON::PP->new->utf8->canonical->allow_nonref->allow_blessed;
 
-# Should the server die without stopping us (kill -9), the kernel sends us SIGKILL: no orphan keeps
-# running a job nobody records. prctl(PR_SET_PDEATHSIG, SIGKILL); best effort, Linux only.
-{
+# Should our parent die without stopping us (the server killed with -9, or the preloaded parent),
+# the kernel sends us SIGKILL: no orphan keeps running a job nobody records.
+# prctl(PR_SET_PDEATHSIG, SIGKILL); best effort, Linux only.
+sub set_pdeathsig {
   require Config;
   my %prctl = (x86_64 => 157, aarch64 => 167, i686 => 172, i386 => 172);
   my ($arch) = ($Config::Config{archname} // '') =~ m/^(\w+?)-/;
-  if ($^O eq 'linux' && $arch && $prctl{$arch}) {
-    syscall($prctl{$arch}, 1, 9);
-    # the server died before the prctl took effect
-    POSIX::_exit(0) if $ENV{KTS_SERVER_PID} && getppid() != $ENV{KTS_SERVER_PID};
-  }
+  syscall($prctl{$arch}, 1, 9) if $^O eq 'linux' && $arch && $prctl{$arch};
+}
+set_pdeathsig();
+# the server died before the prctl took effect
+POSIX::_exit(0) if $ENV{KTS_SERVER_PID} && getppid() != $ENV{KTS_SERVER_PID};
+
+# Modules every run needs before its client is initialised. The preloaded parent loads them once;
+# a cold child loads them in initialize_kivitendo. The order matters: see there.
+my @PRELOAD = qw(CGI SL::LxOfficeConf SL::Auth SL::LXDebug SL::Locale SL::Form SL::InstanceConfiguration
+                 SL::Request SL::Layout::None SL::DB::BackgroundJob SL::Helper::DateTime);
+
+my $control;
+my $phase = 'init';
+my $job;
+
+if (($ARGV[0] // '') eq 'preload') {
+  preload_parent();
+  POSIX::_exit(0);
 }
 
-open(my $control, '+<&=', 3) or die "kivitendo-task-server child: no control descriptor 3: $!\n";
+open($control, '+<&=', 3) or die "kivitendo-task-server child: no control descriptor 3: $!\n";
 binmode $control;
 # Programs kivitendo starts (latex, a printer command) must not inherit the control channel.
 fcntl($control, F_SETFD, fcntl($control, F_GETFD, 0) | FD_CLOEXEC);
@@ -51,41 +65,145 @@ $| = 1;
 
 my $line    = <$control>;
 my $request = eval { $json->decode($line // '') } or reply({ ok => 0, phase => 'init', error => "invalid request: $@" });
+serve($request);
 
-my $phase = 'init';
-my $job;
-my $ok = eval {
-  initialize_kivitendo($request);
-  my $action = $request->{action};
-  my $answer;
-  if ($action eq 'run_job') {
-    $answer = run_job($request->{params} // {});
-  } else {
-    $phase = 'load';
-    die "no such action '$action'\n" unless defined $request->{action_source};
-    my $code = $request->{action_source};
-    eval "package main; no strict 'refs';\n#line 1 \"actions/$action.pl\"\n$code\n; 1" or die $@;
-    my $sub = main->can("kts_action_$action") or die "actions/$action.pl does not define kts_action_$action\n";
-    $phase  = 'run';
-    my $result = $sub->($request->{params} // {});
-    $answer = { ok => 1, result => $result };
+# Preloaded parent (Minion's and Resque's model): kivitendo's modules are loaded once, before any
+# client is initialised — no database connection, no session here. Each request line on STDIN
+#   { run => N, socket => PATH, pgappname => TEXT, request => {...} }
+# forks one child that does exactly what a cold child does after loading the modules, in a session
+# (process group) of its own, with stdout, stderr and the result channel on three connections to
+# the server's socket PATH. STDOUT carries the parent's reports to the server, one JSON line each:
+#   { ready => 1, ms => N } | { ready => 0, error => TEXT }, { run => N, pid => P },
+#   { run => N, pid => P, exit => CODE, signal => SIG }
+# The parent exits when STDIN closes (after its children) or when it was idle for KTS_PRELOAD_IDLE s.
+sub preload_parent {
+  require IO::Select;
+  require IO::Socket::UNIX;
+  require Time::HiRes;
+  STDOUT->autoflush(1);
+  my $report = sub { print STDOUT $json->encode($_[0]), "\n" };
+  my $t0 = Time::HiRes::time();
+  for my $module (@PRELOAD) {
+    next if eval "require $module; 1";
+    # The cold child reports this properly (a missing module by name): the server falls back to it.
+    $report->({ ready => 0, error => "$@" });
+    POSIX::_exit(0);
   }
-  finish_kivitendo();
-  reply($answer);
-  1;
-};
-if (!$ok) {
-  my $error = '' . $@;
-  eval { finish_kivitendo() };
-  my %answer = (ok => 0, phase => $phase, error => $error);
-  # kivitendo's failure row carries the job's data as it is after the failed run.
-  $answer{data} = eval { $job->data } if $job;
-  # "Can't locate Foo/Bar.pm in @INC (you may need to install the Foo::Bar module) ..."
-  if ($error =~ m{^Can't locate (\S+)\.pm in \@INC}) {
-    (my $module = $1) =~ s{/}{::}g;
-    $answer{missing_module} = $module;
+  $report->({ ready => 1, ms => int(1000 * (Time::HiRes::time() - $t0)) });
+
+  my $idle   = $ENV{KTS_PRELOAD_IDLE} || 0;
+  my $me     = $$;
+  my %kids;               # pid => run
+  my $last   = Time::HiRes::time();
+  my $eof    = 0;
+  my $buffer = '';
+  local $SIG{CHLD} = sub { };   # interrupts select, reaping is done below
+  my $select = IO::Select->new(\*STDIN);
+  while (1) {
+    while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
+      my $run = delete $kids{$pid};
+      next unless defined $run;
+      my $status = $?;
+      $report->({ run => $run, pid => $pid, exit => ($status & 127) ? undef : $status >> 8, signal => ($status & 127) || undef });
+      $last = Time::HiRes::time();
+    }
+    last if $eof && !%kids;
+    last if !%kids && $idle && Time::HiRes::time() - $last >= $idle;
+    my $wait = %kids || !$idle ? 1 : $idle - (Time::HiRes::time() - $last) + 0.05;
+    $wait = 0.05 if $wait < 0.05;
+    my @ready = $select->can_read($wait);
+    next unless @ready;
+    my $n = sysread(STDIN, $buffer, 65536, length $buffer);
+    next if !defined $n && $!{EINTR};
+    if (!$n) { $eof = 1; $select->remove(\*STDIN); next; }
+    while ($buffer =~ s/^([^\n]*)\n//) {
+      my $line = $1;
+      next unless $line =~ /\S/;
+      my $msg = eval { $json->decode($line) } or next;
+      my $pid = fork;
+      if (!defined $pid) {
+        $report->({ run => $msg->{run}, pid => undef, error => "fork failed: $!" });
+        next;
+      }
+      if (!$pid) {
+        forked_child($msg, $me);
+        POSIX::_exit(70);
+      }
+      $kids{$pid} = $msg->{run};
+      $report->({ run => $msg->{run}, pid => $pid });
+      $last = Time::HiRes::time();
+    }
   }
-  reply(\%answer);
+}
+
+# One run in a child of the preloaded parent: its own session, PGAPPNAME of its job, its output to
+# the server, then the same code as a cold child.
+sub forked_child {
+  my ($msg, $parent) = @_;
+  $SIG{CHLD} = 'DEFAULT';
+  POSIX::setsid();
+  set_pdeathsig();
+  POSIX::_exit(71) if getppid() != $parent;
+  srand();
+  $ENV{PGAPPNAME} = $msg->{pgappname};
+  my %sock;
+  for my $name (qw(control stdout stderr)) {
+    my $s = IO::Socket::UNIX->new(Peer => $msg->{socket}, Type => Socket::SOCK_STREAM())
+      or do { print STDERR "kivitendo-task-server child $$: cannot connect to $msg->{socket}: $!\n"; POSIX::_exit(72) };
+    binmode $s;
+    $s->autoflush(1);
+    print $s "$name\n";
+    $sock{$name} = $s;
+  }
+  open(STDIN,  '<',  '/dev/null');
+  open(STDOUT, '>&', $sock{stdout}) or POSIX::_exit(73);
+  open(STDERR, '>&', $sock{stderr}) or POSIX::_exit(73);
+  close $sock{stdout};
+  close $sock{stderr};
+  # As a cold perl's STDERR: unbuffered, so the last words before a crash reach the log.
+  STDERR->autoflush(1);
+  $control = $sock{control};
+  fcntl($control, F_SETFD, fcntl($control, F_GETFD, 0) | FD_CLOEXEC);
+  $| = 1;
+  serve($msg->{request});
+}
+
+sub serve {
+  my ($request) = @_;
+  $phase = 'init';
+  my $ok = eval {
+    initialize_kivitendo($request);
+    my $action = $request->{action};
+    my $answer;
+    if ($action eq 'run_job') {
+      $answer = run_job($request->{params} // {});
+    } else {
+      $phase = 'load';
+      die "no such action '$action'\n" unless defined $request->{action_source};
+      my $code = $request->{action_source};
+      eval "package main; no strict 'refs';\n#line 1 \"actions/$action.pl\"\n$code\n; 1" or die $@;
+      my $sub = main->can("kts_action_$action") or die "actions/$action.pl does not define kts_action_$action\n";
+      $phase  = 'run';
+      my $result = $sub->($request->{params} // {});
+      $answer = { ok => 1, result => $result };
+    }
+    finish_kivitendo();
+    reply($answer);
+    1;
+  };
+  if (!$ok) {
+    my $error = '' . $@;
+    eval { finish_kivitendo() };
+    my %answer = (ok => 0, phase => $phase, error => $error);
+    # kivitendo's failure row carries the job's data as it is after the failed run.
+    $answer{data} = eval { $job->data } if $job;
+    # "Can't locate Foo/Bar.pm in @INC (you may need to install the Foo::Bar module) ..."
+    if ($error =~ m{^Can't locate (\S+)\.pm in \@INC}) {
+      (my $module = $1) =~ s{/}{::}g;
+      $answer{missing_module} = $module;
+    }
+    reply(\%answer);
+  }
 }
 
 sub reply {
@@ -109,22 +227,12 @@ sub initialize_kivitendo {
     last if POSIX::setlocale(POSIX::LC_CTYPE(), $locale);
   }
 
-  require CGI;
-  require SL::LxOfficeConf;
-  SL::LxOfficeConf->read($req->{config_file});
-
+  # In this order (@PRELOAD); a no-op in a child of the preloaded parent, which loaded them already.
   # SL::Auth before anything that loads SL::YAML: SL::Auth uses YAML.pm, and SL::YAML then takes
   # YAML.pm instead of YAML::XS, as in task_server.pl and the web UI. Job data is read and written
   # with the same module (its formatting, and `null` is the string "null" there).
-  require SL::Auth;
-  require SL::LXDebug;
-  require SL::Locale;
-  require SL::Form;
-  require SL::InstanceConfiguration;
-  require SL::Request;
-  require SL::Layout::None;
-  require SL::DB::BackgroundJob;
-  require SL::Helper::DateTime;
+  eval "require $_; 1" or die $@ for @PRELOAD;
+  SL::LxOfficeConf->read($req->{config_file});
 
   $::lxdebug = LXDebug->new;
   $::locale  = Locale->new($::lx_office_conf{system}->{language});

@@ -3,6 +3,7 @@
 // re-interpret them), numerics as strings (money must not pass through binary floats).
 import { Client, ClientConfig, types } from 'pg';
 import type { DbParams } from '../config/config';
+import type { ClientRow } from './rows';
 
 types.setTypeParser(1114, (v) => v); // timestamp without time zone
 types.setTypeParser(1082, (v) => v); // date
@@ -84,4 +85,15 @@ export async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promis
     await db.query('ROLLBACK').catch(() => undefined);
     throw e;
   }
+}
+
+/** Connection parameters of a client's database, from its auth.clients row. */
+export function clientDbParams(client: ClientRow): DbParams {
+  return {
+    host: client.dbhost || 'localhost',
+    port: Number(client.dbport) || 5432,
+    database: client.dbname,
+    user: client.dbuser,
+    password: client.dbpasswd,
+  };
 }

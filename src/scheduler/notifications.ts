@@ -5,7 +5,7 @@ import type { Logger } from '../log/logger';
 import { clientJournal } from '../db/emailJournal';
 import { notifyFailure } from '../mail/failureNotification';
 import { createMailer } from '../mail/mailer';
-import { clientDbParams } from './runner';
+import { clientDbParams } from '../db/pg';
 import type { FailureEvent } from './scheduler';
 
 export function failureMailer(

@@ -7,8 +7,8 @@ import type { Config, DbParams } from '../config/config';
 import { parkJob, recordRun, saveJobData } from '../db/backgroundJobs';
 import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
 import { lazyJournal } from '../db/emailJournal';
-import { jobBackendPids, terminateBackend } from '../db/jobBackends';
-import { dateStyleFor, openConnection, redact, type Client } from '../db/pg';
+import { jobApplicationName, jobBackendPids, terminateBackend } from '../db/jobBackends';
+import { clientDbParams, dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
 import { routeJobPackage } from '../jobs/registry';
 import { runPerlAction, PerlRunError, type PerlJobResult } from '../jobs/perl/child';
@@ -37,15 +37,6 @@ export interface RunOutcome {
   nextRunAt: string | null;
 }
 
-export function clientDbParams(client: ClientRow): DbParams {
-  return {
-    host: client.dbhost || 'localhost',
-    port: Number(client.dbport) || 5432,
-    database: client.dbname,
-    user: client.dbuser,
-    password: client.dbpasswd,
-  };
-}
 
 class TimeLimitError extends JobError {}
 
@@ -191,7 +182,7 @@ async function stopOrphanedBackends(p: RunJobParams): Promise<void> {
 async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: AbortSignal) => Promise<T>, limitMs: number): Promise<T> {
   const db = await openConnection(clientDbParams(p.client), {
     dateStyle: dateStyleFor(p.user.settings.dateformat),
-    applicationName: `kivitendo-task-server job ${p.job.id}`,
+    applicationName: jobApplicationName(p.job.id),
   });
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;

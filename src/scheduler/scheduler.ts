@@ -12,13 +12,13 @@ import type { Config } from '../config/config';
 import { enabledClients, loadUserById, loadUserByLogin } from '../db/auth';
 import { claimJob, claimJobById, earliestNextRun, releaseJob, selectDueJobs, type NodeFilter } from '../db/backgroundJobs';
 import type { HistoryRow } from '../db/backgroundJobHistories';
-import { openConnection, type Client } from '../db/pg';
+import { clientDbParams, openConnection, type Client } from '../db/pg';
 import type { ClientRow, TaskServerUser } from '../jobs/types';
 import type { Logger } from '../log/logger';
 import { Backoff, isTransientDbError } from './backoff';
 import { Semaphore } from './semaphore';
 import { failureMailer } from './notifications';
-import { clientDbParams, runClaimedJob } from './runner';
+import { runClaimedJob } from './runner';
 
 /** What the scheduler reports to the notification layer (failure mails, spec §9). */
 export type FailureEvent =

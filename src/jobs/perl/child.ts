@@ -11,7 +11,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { Config, DbParams } from '../../config/config';
-import { openConnection, redact } from '../../db/pg';
+import { jobApplicationName } from '../../db/jobBackends';
+import { clientDbParams, openConnection, redact } from '../../db/pg';
 import type { Logger } from '../../log/logger';
 import { JobError, type ClientRow, type TaskServerUser } from '../types';
 import { forkPreloaded, type ForkedRun } from './preload';
@@ -81,20 +82,7 @@ export function perlSource(name: string): string | undefined {
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : undefined;
 }
 
-/** PGAPPNAME of a job's Perl process: its backends carry the job in application_name. */
-export function applicationNameFor(jobId: number): string {
-  return `kivitendo-task-server job ${jobId}`;
-}
 
-function dbParamsOf(client: ClientRow): DbParams {
-  return {
-    host: client.dbhost || 'localhost',
-    port: Number(client.dbport) || 5432,
-    database: client.dbname,
-    user: client.dbuser,
-    password: client.dbpasswd,
-  };
-}
 
 /**
  * Terminates the backends a job's Perl process left behind in the client's database. Job ids are
@@ -103,12 +91,12 @@ function dbParamsOf(client: ClientRow): DbParams {
  * "kivitendo-task-server job 5" may be another client's job 5 running right now.
  */
 export async function terminateJobBackends(client: ClientRow, jobId: number): Promise<number> {
-  const params = dbParamsOf(client);
+  const params = clientDbParams(client);
   const db = await openConnection(params, { applicationName: 'kivitendo-task-server' });
   try {
     const r = await db.query(
       'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()',
-      [applicationNameFor(jobId)],
+      [jobApplicationName(jobId)],
     );
     return r.rows[0].n;
   } finally {
@@ -177,12 +165,12 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
 
   const started = Date.now();
   // A child of the preloaded parent when there is one (kivitendo's modules loaded already), else a cold perl.
-  return forkPreloaded(p.config, p.log, glue, request, applicationNameFor(p.jobId)).then((forked) => new Promise((resolve, reject) => {
+  return forkPreloaded(p.config, p.log, glue, request, jobApplicationName(p.jobId)).then((forked) => new Promise((resolve, reject) => {
     const child: RunProcess = forked ?? spawn(perl, ['-'], {
       cwd: p.config.kivitendoDir,
       detached: true, // its own process group: TERM/KILL reach whatever it started, too
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, PGAPPNAME: applicationNameFor(p.jobId), KTS_SERVER_PID: String(process.pid) },
+      env: { ...process.env, PGAPPNAME: jobApplicationName(p.jobId), KTS_SERVER_PID: String(process.pid) },
     });
     if (forked) p.log.debug(`BackgroundJob ID ${p.jobId}: forked by the preloaded Perl parent ${forked.parentPid} as Perl process ${forked.pid}`);
     let answerText = '';

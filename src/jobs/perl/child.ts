@@ -129,6 +129,21 @@ function track(pid: number) {
   });
 }
 
+/** Waits (at most ms) until pid has ended: no such process, or a zombie left to its parent to reap. */
+async function untilGone(pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return;
+    }
+    if (/\) [ZX] /.test(stat)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 function killGroup(child: { pid?: number }, signal: NodeJS.Signals) {
   if (!child.pid) return;
   try {
@@ -242,8 +257,11 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       finished = true;
       for (const t of timers) clearTimeout(t);
       p.signal?.removeEventListener('abort', onAbort);
-      // Nothing of the run may outlive it: leftovers in its group, backends it left open.
+      // Nothing of the run may outlive it: leftovers in its group, backends it left open. A forked
+      // child is not ours to reap, so wait until the kernel has really ended it before the
+      // history row says it was killed.
       killGroup(child, 'SIGKILL');
+      if (child.pid) await untilGone(child.pid, 2000);
       if (child.pid) running.delete(child.pid);
       let answer: Answer | undefined;
       try {

@@ -3,7 +3,7 @@
 // Perl server lacks: a wall-time limit that stops the job and rolls its transaction back, a clear
 // failure for packages this server does not implement, and no write-back of unchanged columns.
 import { formatLocalTimestamp, type Clock } from '../clock';
-import type { Config, DbParams } from '../config/config';
+import type { Config } from '../config/config';
 import { parkJob, recordRun, saveJobData } from '../db/backgroundJobs';
 import { insertHistory, type HistoryRow } from '../db/backgroundJobHistories';
 import { lazyJournal } from '../db/emailJournal';
@@ -36,7 +36,6 @@ export interface RunOutcome {
   /** null when the schedule is invalid and the job was parked (see parkJob). */
   nextRunAt: string | null;
 }
-
 
 class TimeLimitError extends JobError {}
 
@@ -124,25 +123,38 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
   } catch (e) {
     status = 'failure';
     error = errorText(e, p.client);
-    const firstLines = error.split('\n').slice(0, 3).join('\n');
-    p.log.warn(`BackgroundJob ID ${job.id} execution error (first three lines): ${firstLines}`);
   }
   // Like kivitendo, history and row get the job's in-memory data; unchanged data keeps its text.
   if (ctx && (dataChanged || JSON.stringify(ctx.data) !== original)) dataChanged = true;
   const dataText = ctx && dataChanged ? dumpJobData(ctx.data) : job.data;
+  return recordOutcome(p, runAt, { status, result, error, data: dataText }, dataChanged ? dataText : undefined);
+}
 
+/**
+ * kivitendo's order after a run (spec §7.4): the history row, then last_run_at and the next
+ * next_run_at from the time the job finished; `writeBack` is the job's data when it must be stored
+ * in the row too (undefined: leave the row's data alone).
+ */
+async function recordOutcome(
+  p: RunJobParams,
+  runAt: string,
+  o: { status: 'success' | 'failure'; result: string | null; error: string | null; data: string | null },
+  writeBack: string | null | undefined,
+): Promise<RunOutcome> {
+  const { job, control } = p;
+  if (o.error) p.log.warn(`BackgroundJob ID ${job.id} execution error (first three lines): ${o.error.split('\n').slice(0, 3).join('\n')}`);
   const history = await insertHistory(control, {
     package_name: job.package_name,
     run_at: runAt,
-    status,
-    result: status === 'success' ? result : null,
-    error,
-    data: dataText,
+    status: o.status,
+    result: o.status === 'success' ? o.result : null,
+    error: o.error,
+    data: o.data,
     // kivitendo leaves description NULL on failure rows (§7.4 step 4); rows stay identical.
-    description: status === 'success' ? job.description : null,
+    description: o.status === 'success' ? job.description : null,
   });
-  const next = formatLocalTimestamp(nextRunAt(job.cron_spec, clock.now()));
-  await recordRun(control, job.id, runAt, next, dataChanged ? dataText : undefined);
+  const next = formatLocalTimestamp(nextRunAt(job.cron_spec, p.clock.now()));
+  await recordRun(control, job.id, runAt, next, writeBack);
   return { history, nextRunAt: next };
 }
 
@@ -239,18 +251,10 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string): Promise<RunOut
 async function finishPerlRun(
   p: RunJobParams, runAt: string, status: 'success' | 'failure', result: string | null, error: string | null, data: string | null,
 ): Promise<RunOutcome> {
-  const { job, control } = p;
-  if (error) p.log.warn(`BackgroundJob ID ${job.id} execution error (first three lines): ${error.split('\n').slice(0, 3).join('\n')}`);
-  const history = await insertHistory(control, {
-    package_name: job.package_name, run_at: runAt, status, result: status === 'success' ? result : null, error, data,
-    description: status === 'success' ? job.description : null,
-  });
   let writeBack: string | null | undefined;
-  if (data !== job.data) {
-    const fresh = await control.query<{ data: string | null }>('SELECT data FROM background_jobs WHERE id = $1', [job.id]);
+  if (data !== p.job.data) {
+    const fresh = await p.control.query<{ data: string | null }>('SELECT data FROM background_jobs WHERE id = $1', [p.job.id]);
     if (fresh.rows.length && fresh.rows[0].data !== data) writeBack = data;
   }
-  const next = formatLocalTimestamp(nextRunAt(job.cron_spec, p.clock.now()));
-  await recordRun(control, job.id, runAt, next, writeBack);
-  return { history, nextRunAt: next };
+  return recordOutcome(p, runAt, { status, result, error, data }, writeBack);
 }

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Config, DbParams } from '../../config/config';
+import type { Config } from '../../config/config';
 import { jobApplicationName } from '../../db/jobBackends';
 import { clientDbParams, openConnection, redact } from '../../db/pg';
 import type { Logger } from '../../log/logger';

@@ -28,7 +28,7 @@ test('check lists each active job: native, Perl (forced or not), or cannot run w
   assert.equal(r.code, 1, r.stdout + r.stderr);
   const [cleanup] = await inst.query('Demo', `SELECT id FROM background_jobs WHERE package_name = 'CleanBackgroundJobHistory'`);
   assert.deepEqual(jobLines(r.stdout), [
-    `  job ${cleanup.id} CleanBackgroundJobHistory: native`,
+    `  job ${cleanup.id} CleanBackgroundJobHistory: native (verified for kivitendo 4.0.0, 4.1.0 and 4.1.1)`,
     `  job ${ids.Test} Test: kivitendo's Perl code (SL/BackgroundJob/Test.pm, forced by [task_server] perl_packages)`,
     `  job ${ids.ConvertTimeRecordings} ConvertTimeRecordings: kivitendo's Perl code (SL/BackgroundJob/ConvertTimeRecordings.pm)`,
     `  job ${ids.KtsCheckMissing} KtsCheckMissing: cannot run: job package KtsCheckMissing: kivitendo's Perl code needs the Perl module Kts::Check::Absent, which is not installed`,
@@ -47,7 +47,7 @@ test('check with perl = 0 and with a perl that does not exist', { timeout: 60_00
   };
   const off = await runCli(['-c', conf('off', { perl: '0' }), 'check', '--kivitendo-dir', inst.root]);
   const offLines = jobLines(off.stdout);
-  assert.ok(offLines.includes(`  job ${ids.Test} Test: native`), offLines.join('\n'));
+  assert.ok(offLines.includes(`  job ${ids.Test} Test: native (verified for kivitendo 4.0.0, 4.1.0 and 4.1.1)`), offLines.join('\n'));
   assert.match(offLines.find((l) => l.includes('ConvertTimeRecordings'))!, /cannot run: job package ConvertTimeRecordings is not supported by kivitendo-task-server \S+ natively, and running kivitendo's Perl code is switched off \(\[task_server\] perl = 0\)$/);
   const missing = await runCli(['-c', conf('noperl', { perl: '/nonexistent/perl' }), 'check', '--kivitendo-dir', inst.root]);
   assert.ok(jobLines(missing.stdout).includes(`  job ${ids.ConvertTimeRecordings} ConvertTimeRecordings: cannot run: job package ConvertTimeRecordings: perl cannot be started: '/nonexistent/perl' not found (install perl or set [task_server] perl)`), missing.stdout);

@@ -1,12 +1,14 @@
 // `check`: configuration, auth DB, pending auth upgrades, every client (task server user, database
 // reachable, due jobs), daemon state. Exit 0 when everything is fine, 1 with the reasons otherwise.
 // Never prints a password.
-import path from 'node:path';
 import { formatLocalTimestamp } from '../clock';
 import { hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
 import { allClients, appliedAuthUpgradeTags } from '../db/auth';
 import { activeJobs, countDueJobs } from '../db/backgroundJobs';
 import { routeJobPackage } from '../jobs/registry';
+import { describeRoute, readClientKivitendo } from '../jobs/clientRouting';
+import { describeClientDatabase, type ClientKivitendo } from '../jobs/releases';
+import { readInstallationRelease } from '../db/schemaInfo';
 import { probePerlPackages, type PackageProbe } from '../jobs/perl/child';
 import { resolveNodeId } from '../scheduler/scheduler';
 import { pendingUpgrades, readAuthUpgradeControls } from '../db/authUpgrades';
@@ -60,6 +62,9 @@ export async function check(ctx: Context): Promise<number> {
       for (const r of (await auth.query<{ id: number; login: string }>('SELECT id, login FROM auth."user"')).rows) logins.set(r.id, r.login);
       const clients = await allClients(auth);
       if (!clients.some((c) => c.task_server_user_id !== null)) out('No client has a task server user: the task server has nothing to do');
+      const installation = readInstallationRelease(config.kivitendoDir);
+      if (installation.problem) problems.push(`kivitendo installation ${config.kivitendoDir}: not known which kivitendo: ${installation.problem}`);
+      else out(`kivitendo installation ${config.kivitendoDir}: kivitendo ${installation.version}, ${installation.tags.size} client database upgrades`);
       const now = formatLocalTimestamp(new Date());
       const probes = new Map<string, string | undefined>();
       for (const c of clients) {
@@ -82,7 +87,9 @@ export async function check(ctx: Context): Promise<number> {
           );
           const due = await countDueJobs(db, now, { nodeId, onlyRunTasksForThisNode: config.taskServer.onlyRunTasksForThisNode });
           out(`${head}: task server user ${login}, database ${where} reachable, ${due} job${due === 1 ? '' : 's'} due`);
-          await describeJobs(config, head, await activeJobs(db), problems, probes);
+          const kivi = await readClientKivitendo(config.kivitendoDir, db);
+          out(`${head}: ${describeClientDatabase(kivi)}`);
+          await describeJobs(config, head, await activeJobs(db), problems, probes, kivi);
         } catch (e) {
           problems.push(`${head}: task server user ${login}, database ${where} not usable: ${redact(redact(oneLine(e), c.dbpasswd), pw)}`);
         } finally {
@@ -112,9 +119,9 @@ export async function check(ctx: Context): Promise<number> {
  * kivitendo's modules of the Perl packages are loaded once (not run) to find missing Perl modules.
  */
 async function describeJobs(
-  config: Config, head: string, jobs: { id: number; package_name: string | null }[], problems: string[], probes: PackageProbe,
+  config: Config, head: string, jobs: { id: number; package_name: string | null }[], problems: string[], probes: PackageProbe, kivi: ClientKivitendo,
 ): Promise<void> {
-  const routes = jobs.map((j) => ({ job: j, route: routeJobPackage(config, j.package_name) }));
+  const routes = jobs.map((j) => ({ job: j, route: routeJobPackage(config, j.package_name, kivi) }));
   const unprobed = [...new Set(routes.filter((r) => r.route.kind === 'perl' && !probes.has(r.job.package_name!)).map((r) => r.job.package_name!))];
   if (unprobed.length) {
     try {
@@ -125,9 +132,8 @@ async function describeJobs(
   }
   for (const { job, route } of routes) {
     const what = `job ${job.id} ${job.package_name ?? '(no package)'}`;
-    if (route.kind === 'native') out(`  ${what}: native`);
-    else if (route.kind === 'perl' && !probes.get(job.package_name!)) {
-      out(`  ${what}: kivitendo's Perl code (${path.relative(config.kivitendoDir, route.file)}${route.forced ? ', forced by [task_server] perl_packages' : ''})`);
+    if (route.kind === 'native' || (route.kind === 'perl' && !probes.get(job.package_name!))) {
+      out(`  ${what}: ${describeRoute(route, config.kivitendoDir)}`);
     } else {
       const why = route.kind === 'perl' ? `job package ${job.package_name}: ${probes.get(job.package_name!)}` : route.reason;
       out(`  ${what}: cannot run: ${why}`);

@@ -53,6 +53,11 @@ export interface Config {
     /** `[task_server] perl_packages`: packages run through kivitendo's Perl code even where a native module exists. */
     perlPackages: string[];
     /**
+     * `[task_server] force_native_packages`: native modules run even for a kivitendo release or a
+     * client database they are not verified for — at the admin's own risk.
+     */
+    forceNativePackages: string[];
+    /**
      * `[task_server] perl_preload_idle`: a preloaded Perl parent forks the Perl runs and stops itself
      * after this long without a run (default 5 min); 0: a cold perl per run.
      */
@@ -211,6 +216,7 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
           : parseDuration(ts.startup_wait, '[task_server] startup_wait'),
       perl: ts.perl === '0' ? null : (ts.perl ?? '').trim() || 'perl',
       perlPackages: packageList(ts.perl_packages ?? '', '[task_server] perl_packages'),
+      forceNativePackages: packageList(ts.force_native_packages ?? '', '[task_server] force_native_packages'),
       perlPreloadIdleMs: !ts.perl_preload_idle?.trim() ? 300_000 : /^\s*0\s*$/.test(ts.perl_preload_idle) ? 0 : parseDuration(ts.perl_preload_idle, '[task_server] perl_preload_idle'),
     },
     notifyOnFailure: {

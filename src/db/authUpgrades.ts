@@ -41,7 +41,14 @@ export function parseControlHeader(file: string, text: string): UpgradeControl {
 
 /** All control headers of ROOT/sql/Pg-upgrade2-auth; checks duplicates and unknown dependencies. */
 export function readAuthUpgradeControls(kivitendoDir: string): UpgradeControl[] {
-  const dir = path.join(kivitendoDir, 'sql', 'Pg-upgrade2-auth');
+  return readUpgradeControls(path.join(kivitendoDir, 'sql', 'Pg-upgrade2-auth'));
+}
+
+/**
+ * All control headers of one of kivitendo's upgrade folders (sql/Pg-upgrade2 for client databases,
+ * sql/Pg-upgrade2-auth); `withIgnored` keeps the scripts marked `@ignore` (their tags are known).
+ */
+export function readUpgradeControls(dir: string, withIgnored = false): UpgradeControl[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -59,9 +66,10 @@ export function readAuthUpgradeControls(kivitendoDir: string): UpgradeControl[] 
         continue; // unreadable files are skipped, as kivitendo does
       }
       const c = parseControlHeader(file, text);
-      if (!c.ignore) controls.push(c);
+      if (!c.ignore || withIgnored) controls.push(c);
     }
   }
+  if (withIgnored) return controls;
   const byTag = new Map<string, UpgradeControl>();
   for (const c of controls) {
     if (byTag.has(c.tag)) throw new UpgradeControlError(c.file, `More than one control file with tag '${c.tag}'`);

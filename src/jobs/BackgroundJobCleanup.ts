@@ -3,9 +3,11 @@
 import { formatLocalTimestamp } from '../clock';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 export const BackgroundJobCleanup: JobPackage = {
   name: 'BackgroundJobCleanup',
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     readDataOptions(ctx.data, {}, 'BackgroundJobCleanup', warnUnknownKeys(ctx));
     const now = ctx.clock.now();

@@ -6,6 +6,7 @@ import { renderTemplateFile } from '../mail/template';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'CheckBelowMinimumStock';
 
@@ -86,6 +87,7 @@ async function sendReport(ctx: JobContext, t8: Translator, rows: BelowRow[], err
 
 export const CheckBelowMinimumStock: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { mail_to: 'string', email: 'string' }, NAME, warnUnknownKeys(ctx));
     const t8 = t8For(ctx);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Client } from '../db/pg';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 /**
  * Deletes sessions whose mtime is older than `timeoutMinutes` before the auth database's now(),
@@ -58,6 +59,7 @@ function removeSessionDir(kivitendoDir: string, sessionId: string, warn: (msg: s
 
 export const CleanAuthSessions: JobPackage = {
   name: 'CleanAuthSessions',
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     readDataOptions(ctx.data, {}, 'CleanAuthSessions', warnUnknownKeys(ctx));
     const auth = await ctx.authDb();

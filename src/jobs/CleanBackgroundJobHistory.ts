@@ -3,11 +3,13 @@
 import { formatLocalTimestamp } from '../clock';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 const DEFAULT_RETENTION = { success: 14, failure: 90 } as const;
 
 export const CleanBackgroundJobHistory: JobPackage = {
   name: 'CleanBackgroundJobHistory',
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { retention_success: 'int', retention_failure: 'int' }, 'CleanBackgroundJobHistory', warnUnknownKeys(ctx));
     const now = ctx.clock.now();

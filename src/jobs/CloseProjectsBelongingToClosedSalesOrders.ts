@@ -2,11 +2,13 @@
 // sales orders a final status (and deactivates them). One set-based UPDATE, as kivitendo's update_all.
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'CloseProjectsBelongingToClosedSalesOrders';
 
 export const CloseProjectsBelongingToClosedSalesOrders: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { new_status: 'string', set_inactive: 'bool' }, NAME, warnUnknownKeys(ctx));
     const newStatus = (opts.new_status as string | undefined) || 'done';

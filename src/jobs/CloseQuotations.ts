@@ -7,6 +7,7 @@ import { addMonths, isoDate, ymdUtcOf } from './tierb/dates';
 import { nextTransNumber } from './tierb/numbers';
 import { t8For } from './tierb/t8';
 import type { JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'CloseQuotations';
 
@@ -21,6 +22,7 @@ interface QuotationRow {
 
 export const CloseQuotations: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { years: 'int', dry_run: 'bool' }, NAME, warnUnknownKeys(ctx));
     const dryRun = !!opts.dry_run;

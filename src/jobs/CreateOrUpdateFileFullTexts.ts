@@ -7,6 +7,8 @@ import { EXTRACTOR_BY_MIME_TYPE, MissingProgramError } from './full-texts/extrac
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
 import { isDir, isFile } from '../fsutil';
+import { isSchemaMismatch } from './schemaErrors';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 const NAME = 'CreateOrUpdateFileFullTexts';
 
@@ -26,6 +28,7 @@ interface Problem {
 
 export const CreateOrUpdateFileFullTexts: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     readDataOptions(ctx.data, {}, NAME, warnUnknownKeys(ctx));
     const de = ctx.user.settings.countrycode === 'de';
@@ -50,6 +53,7 @@ export const CreateOrUpdateFileFullTexts: JobPackage = {
       try {
         location = await storage.locate(file, de);
       } catch (e) {
+        if (isSchemaMismatch(e)) throw e;
         if (e instanceof UnsupportedBackendError) {
           problems.push({ reason: e.message, file });
         } else {

@@ -15,7 +15,9 @@ import { InvoiceNumberAllocator, postInvoice, type PostedInvoice } from './perio
 import { deliverOutput, hasOutput, queueOutput, type OutputQueue, type ToDeliver } from './periodic-invoices/output';
 import { emptyLists, renderSummaryEmail, sendSummaryEmail, type RunLists } from './periodic-invoices/summary';
 import { StrftimePatternError } from './periodic-invoices/variables';
+import { isSchemaMismatch } from './schemaErrors';
 import { JobError, type JobContext, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'CreatePeriodicInvoices';
 
@@ -157,6 +159,7 @@ function timeLimitMs(ctx: JobContext): number {
 
 export const CreatePeriodicInvoices: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const lists = emptyLists();
     const db = ctx.db;
@@ -169,6 +172,8 @@ export const CreatePeriodicInvoices: JobPackage = {
       await db.query('COMMIT');
     } catch (e) {
       await db.query('ROLLBACK').catch(() => undefined);
+      // The server's own SQL not fitting the schema is never the data's fault: the runner fails the run.
+      if (isSchemaMismatch(e)) throw e;
       if (e instanceof DbObjectError) {
         // kivitendo swallows SL::X::DBError: the run ends with "success" and no result.
         ctx.log.warn(`${NAME}: rolled back: ${e.message}`);

@@ -9,6 +9,7 @@ import { MailError } from '../mail/mailer';
 import { renderTemplateFile } from '../mail/template';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'FailedBackgroundJobsReport';
 const DEFAULT_TEMPLATE = 'templates/design40_webpages/failed_background_jobs_report/email.txt';
@@ -26,6 +27,7 @@ interface HistoryRow {
 
 export const FailedBackgroundJobsReport: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { recipients: 'list', from: 'string', subject: 'string', template: 'string' }, NAME, warnUnknownKeys(ctx));
     const recipients = ((opts.recipients as unknown[] | undefined) ?? []).map((r) => String(r ?? ''));

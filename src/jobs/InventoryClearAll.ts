@@ -5,6 +5,7 @@ import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { isoDate, ymdOf } from './tierb/dates';
 import { t8For } from './tierb/t8';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'InventoryClearAll';
 
@@ -19,6 +20,7 @@ interface StockRow {
 
 export const InventoryClearAll: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(
       ctx.data,

@@ -7,6 +7,7 @@ import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
 import { VERSION } from '../version';
 import { isDir, isFile } from '../fsutil';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'RemoveInvalidFileEntries';
 const SCAN_START = 1;
@@ -47,6 +48,7 @@ async function fileError(ctx: JobContext, file: FileRow, docFiles: boolean, docW
 
 export const RemoveInvalidFileEntries: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     readDataOptions(ctx.data, { status: 'int', file_errors: 'list' }, NAME, warnUnknownKeys(ctx));
     const t8 = t8For(ctx);

@@ -12,6 +12,8 @@ import { NovoclonStrict } from './self-test/NovoclonStrict';
 import { Tap, type SelfTestModule } from './self-test/tap';
 import { Transactions } from './self-test/Transactions';
 import { JobError, type JobContext, type JobPackage } from './types';
+import { isSchemaMismatch } from './schemaErrors';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 const NAME = 'SelfTest';
 const PREFIX = 'SL::BackgroundJob::SelfTest::';
@@ -34,6 +36,7 @@ function messages(de: boolean) {
 
 export const SelfTest: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     // kivitendo also takes a single module name given as a plain string.
     const raw = { ...ctx.data };
@@ -72,6 +75,7 @@ export const SelfTest: JobPackage = {
       try {
         await impl.run(tap, env);
       } catch (e) {
+        if (isSchemaMismatch(e)) throw e; // the server's SQL, not the books: fails the run
         errors.push(msg.cannotRun(module, (e as Error).message));
         continue;
       }

@@ -9,6 +9,7 @@ import { readDataOptions } from './dataOptions';
 import { DateParseError, isoDate, parseKivitendoDate, ymdOf, type YMD } from './tierb/dates';
 import { t8For, type Translator } from './tierb/t8';
 import { JobError, type JobContext, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'SendFollowUpReminder';
 // SL::Presenter renders 'fu/follow_up_reminder_mail' from the webpages directory.
@@ -100,6 +101,7 @@ function generateMessage(ctx: JobContext, t8: Translator, template: string | und
 
 export const SendFollowUpReminder: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     for (const key of Object.keys(ctx.data)) {
       if (!(PARAMS as readonly string[]).includes(key)) throw new JobError(`Not a valid parameter: ${key}`);

@@ -6,6 +6,7 @@ import { inTransaction } from '../db/pg';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { nextTransNumber } from './tierb/numbers';
 import { JobError, type JobContext, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'SetBankAccountsMasterData';
 
@@ -46,6 +47,7 @@ async function bankData(ctx: JobContext, vc: 'customer' | 'vendor', months: numb
 
 export const SetBankAccountsMasterData: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { months: 'int', overwrite: 'int', dry_run: 'int' }, NAME, warnUnknownKeys(ctx));
     const months = opts.months as number | undefined;

@@ -4,11 +4,13 @@ import { formatLocalTimestamp } from '../clock';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { addDays, addMonths, isoDate, ymdOf } from './tierb/dates';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'SetClosedTo';
 
 export const SetClosedTo: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const opts = readDataOptions(ctx.data, { subtract_month: 'int', subtract_days: 'int' }, NAME, warnUnknownKeys(ctx));
     // 0 counts as "not given" (Perl's ||), negative numbers are refused like kivitendo's /^\d+\z/.

@@ -6,6 +6,7 @@ import { strftimeDate, ymdOf } from './tierb/dates';
 import { PrefixedNumber } from './tierb/numbers';
 import { perlScalar } from './tierb/scalars';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_1 } from './releases';
 
 const NAME = 'SetNumberRange';
 
@@ -16,6 +17,7 @@ const COLUMNS = [
 
 export const SetNumberRange: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_1,
   async run(ctx) {
     const { result, ...rest } = ctx.data;
     const opts = readDataOptions(

@@ -3,11 +3,13 @@ import { perlTrue } from '../config/configStd';
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import { perlScalar } from './tierb/scalars';
 import { JobError, type JobPackage } from './types';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 const NAME = 'Test';
 
 export const Test: JobPackage = {
   name: NAME,
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     // `exception` and `result` take any scalar; the validator only reports the other keys.
     const { exception, result, ...rest } = ctx.data;

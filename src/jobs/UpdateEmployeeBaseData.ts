@@ -5,9 +5,11 @@
 // (employee_login_key) in kivitendo's schema, so `WHERE login = $1` is that row and no other.
 import { readDataOptions, warnUnknownKeys } from './dataOptions';
 import type { JobPackage } from './types';
+import { RELEASES_4_0_TO_4_1 } from './releases';
 
 export const UpdateEmployeeBaseData: JobPackage = {
   name: 'UpdateEmployeeBaseData',
+  verifiedReleases: RELEASES_4_0_TO_4_1,
   async run(ctx) {
     readDataOptions(ctx.data, {}, 'UpdateEmployeeBaseData', warnUnknownKeys(ctx));
     const auth = await ctx.authDb();

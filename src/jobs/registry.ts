@@ -24,6 +24,7 @@ import path from 'node:path';
 import type { Config } from '../config/config';
 import { VERSION } from '../version';
 import type { JobPackage } from './types';
+import { nativeVerdict, type ClientKivitendo } from './releases';
 
 const IMPLEMENTED: JobPackage[] = [
   BackgroundJobCleanup,
@@ -68,10 +69,13 @@ export function registeredPackageNames(): string[] {
   return [...byName.keys()].sort();
 }
 
-/** How a job package runs here: a native module, kivitendo's own Perl code, or not at all (why). */
+/**
+ * How a job package runs here: a native module, kivitendo's own Perl code, or not at all (why).
+ * `why` says, when the client's kivitendo decided it, what was proven for which release.
+ */
 export type JobRoute =
-  | { kind: 'native'; pkg: JobPackage }
-  | { kind: 'perl'; file: string; forced: boolean }
+  | { kind: 'native'; pkg: JobPackage; why?: string }
+  | { kind: 'perl'; file: string; forced: boolean; why?: string }
   | { kind: 'unavailable'; reason: string };
 
 /** kivitendo's own module of a package in the installation (valid package names only). */
@@ -81,16 +85,28 @@ export function kivitendoPackageFile(kivitendoDir: string, name: string): string
 }
 
 /**
- * A native module wins, unless [task_server] perl_packages names the package; everything else runs
- * through kivitendo's Perl code when the installation has SL/BackgroundJob/<Name>.pm and the Perl
- * path is not switched off ([task_server] perl = 0).
+ * A native module wins where it is proven for the client's kivitendo (`kivi`; see releases.ts), unless
+ * [task_server] perl_packages names the package; everything else runs through kivitendo's Perl code
+ * when the installation has SL/BackgroundJob/<Name>.pm and the Perl path is not switched off
+ * ([task_server] perl = 0). [task_server] force_native_packages runs a native module where it is not
+ * proven, at the admin's risk. Without `kivi` (tests of the plain rules) every native module counts
+ * as proven.
  */
-export function routeJobPackage(config: Config, name: string | null): JobRoute {
+export function routeJobPackage(config: Config, name: string | null, kivi?: ClientKivitendo): JobRoute {
   const native = findJobPackage(name);
   const file = name ? kivitendoPackageFile(config.kivitendoDir, name) : undefined;
   const hasFile = !!file && fs.existsSync(file);
   const forced = !!name && config.taskServer.perlPackages.includes(name);
-  if (native && (!forced || !config.taskServer.perl)) return { kind: 'native', pkg: native };
+  const verdict = native && kivi ? nativeVerdict(native, kivi) : undefined;
+  if (native && (!forced || !config.taskServer.perl)) {
+    if (!verdict || verdict.proven) return { kind: 'native', pkg: native, why: verdict?.why };
+    if (config.taskServer.forceNativePackages.includes(native.name)) {
+      return { kind: 'native', pkg: native, why: `${verdict.why}; forced by [task_server] force_native_packages at the admin's risk` };
+    }
+    if (hasFile && config.taskServer.perl) return { kind: 'perl', file: file!, forced: false, why: verdict.why };
+    const perlOff = config.taskServer.perl ? `${file} does not exist` : "running kivitendo's Perl code is switched off ([task_server] perl = 0)";
+    return { kind: 'unavailable', reason: `job package ${native.name}: ${verdict.why}, and ${perlOff}` };
+  }
   if (hasFile && config.taskServer.perl) return { kind: 'perl', file: file!, forced };
   const known = KIVITENDO_PACKAGES.includes(name ?? '');
   if (forced) {

@@ -42,6 +42,11 @@ export type JobResult = string | number | null | undefined;
 export interface JobPackage {
   /** kivitendo package name, e.g. "CleanBackgroundJobHistory". */
   readonly name: string;
+  /**
+   * The kivitendo releases (x.y.z) whose Perl package this module was checked against row for row;
+   * for any other kivitendo the installation's own package runs (see releases.ts).
+   */
+  readonly verifiedReleases: readonly string[];
   run(ctx: JobContext): Promise<JobResult>;
   /** Overrides [task_server] job_time_limit for this package. */
   readonly timeLimitMs?: number;

@@ -10,7 +10,9 @@ import { lazyJournal } from '../db/emailJournal';
 import { jobApplicationName, jobBackendPids, terminateBackend } from '../db/jobBackends';
 import { clientDbParams, dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
-import { routeJobPackage } from '../jobs/registry';
+import { readClientKivitendo, routeForClient } from '../jobs/clientRouting';
+import { describeClientDatabase, kivitendoName } from '../jobs/releases';
+import { isSchemaMismatch, schemaMismatchText } from '../jobs/schemaErrors';
 import { runPerlAction, PerlRunError, type PerlJobResult } from '../jobs/perl/child';
 import { JobError, type BackgroundJobRow, type ClientRow, type JobContext, type JobPackage, type TaskServerUser } from '../jobs/types';
 import type { Logger } from '../log/logger';
@@ -70,7 +72,8 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
     return { history, nextRunAt: null };
   }
 
-  const route = routeJobPackage(p.config, job.package_name);
+  const kivi = await readClientKivitendo(p.config.kivitendoDir, control);
+  const route = routeForClient(p.config, p.log, p.client, job.package_name, kivi);
   if (route.kind === 'perl') return runPerlClaimedJob(p, runAt);
 
   let status: 'success' | 'failure' = 'success';
@@ -122,7 +125,9 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
     result = ret === undefined || ret === null ? null : String(ret);
   } catch (e) {
     status = 'failure';
-    error = errorText(e, p.client);
+    error = isSchemaMismatch(e) && route.kind === 'native'
+      ? redact(schemaMismatchText(route.pkg.name, e, `${kivitendoName(kivi)}, ${describeClientDatabase(kivi)}`), p.client.dbpasswd)
+      : errorText(e, p.client);
   }
   // Like kivitendo, history and row get the job's in-memory data; unchanged data keeps its text.
   if (ctx && (dataChanged || JSON.stringify(ctx.data) !== original)) dataChanged = true;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { connect, createAuthDb, createClientDb, getPostgres, PgServer } from './postgres';
+import { connect, createAuthDb, createClientDb, DEFAULT_RELEASE, getPostgres, PgServer, releaseClientTags, type Release } from './postgres';
 
 export const FIXTURE_ROOT = path.join(__dirname, '..', 'fixtures', 'kivitendo-root');
 
@@ -18,6 +18,8 @@ export interface ClientSpec {
   dbname?: string;
   /** Do not insert an `employee` row for the task server login (the database already has one). */
   skipEmployee?: boolean;
+  /** The kivitendo release whose schema the new client database has (default: the installation's). */
+  release?: Release;
 }
 
 export interface UserSpec {
@@ -47,6 +49,8 @@ export interface Installation {
 }
 
 export interface InstallationOptions {
+  /** The kivitendo release of the installation and its databases (default 4.1.1, the development head). */
+  release?: Release;
   /** A cluster of its own (outage tests restart it); default: the shared one of the test run. */
   pg?: PgServer;
   users?: UserSpec[];
@@ -70,13 +74,32 @@ export function renderConfig(sections: Record<string, Record<string, string>>): 
     .join('\n');
 }
 
+/**
+ * What tells the server which kivitendo a fixture ROOT is: its VERSION file and, in sql/Pg-upgrade2,
+ * one control header per upgrade tag of the release's client schema dump (the tags only, no
+ * upgrade code), so that the fixture databases match their installation as a real one's do.
+ */
+export function writeReleaseMarkers(root: string, release: Release, tags: string[] = releaseClientTags(release)): void {
+  fs.writeFileSync(path.join(root, 'VERSION'), `${release}\n`);
+  const dir = path.join(root, 'sql', 'Pg-upgrade2');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const tag of tags) {
+    fs.writeFileSync(path.join(dir, `${tag}.sql`), `-- @tag: ${tag}\n-- @description: upgrade ${tag} of the test fixture (tag only)\n`);
+  }
+}
+
 export async function createInstallation(opts: InstallationOptions = {}): Promise<Installation> {
   const pg = opts.pg ?? (await getPostgres());
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-root-'));
+  const release = opts.release ?? DEFAULT_RELEASE;
   if (opts.populateRoot) opts.populateRoot(root);
-  else fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
+  else {
+    fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
+    writeReleaseMarkers(root, release);
+  }
   fs.mkdirSync(path.join(root, 'users'), { recursive: true });
-  const authDb = await createAuthDb(pg);
+  const authDb = await createAuthDb(pg, undefined, release);
   const users: Record<string, number> = {};
   const clients: Record<string, { id: number; dbname: string }> = {};
   const auth = await connect(pg, authDb);
@@ -91,7 +114,7 @@ export async function createInstallation(opts: InstallationOptions = {}): Promis
     let id = 0;
     for (const c of opts.clients ?? [{ name: 'Demo' }]) {
       id += 1;
-      const dbname = c.dbname ?? (await createClientDb(pg));
+      const dbname = c.dbname ?? (await createClientDb(pg, undefined, c.release ?? release));
       const login = c.taskServerLogin === undefined ? Object.keys(users)[0] : c.taskServerLogin;
       await auth.query(
         `INSERT INTO auth.clients (id, name, dbhost, dbport, dbname, dbuser, dbpasswd, is_default, task_server_user_id)

@@ -12,9 +12,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createInstallation, type Installation, type InstallationOptions } from './installation';
 import { REPO } from './cli';
+import { DEFAULT_RELEASE, type Release } from './postgres';
 
 /** kivitendo's source tree: env KIVITENDO_SRC (relative to the repository) or ../shared/kivitendo-erp. */
 export const KIVITENDO_SRC = path.resolve(REPO, process.env.KIVITENDO_SRC || path.join('..', 'shared', 'kivitendo-erp'));
+/** kivitendo 4.0.0's tree: env KIVITENDO_SRC_4_0_0 or ../shared/kivitendo-erp-4.0.0. */
+export const KIVITENDO_SRC_4_0_0 = path.resolve(REPO, process.env.KIVITENDO_SRC_4_0_0 || path.join('..', 'shared', 'kivitendo-erp-4.0.0'));
+
+/** The tree of a release the harness can build installations of. */
+export function kivitendoSrc(release: Release = DEFAULT_RELEASE): string {
+  return release === '4.0.0' ? KIVITENDO_SRC_4_0_0 : KIVITENDO_SRC;
+}
 
 /** Folders that are real directories in the copy (entries symlinked), relative to ROOT. */
 const REAL_DIRS = ['SL', 'SL/BackgroundJob', 'scripts', 'templates'];
@@ -26,19 +34,21 @@ export interface KivitendoPrerequisites {
   perl: string;
 }
 
-let checked: KivitendoPrerequisites | undefined;
+const checked = new Map<string, KivitendoPrerequisites>();
 
 /**
  * Throws an Error naming everything that is missing for running kivitendo's Perl code: the tree, a
  * `perl` on PATH, kivitendo's required Perl modules (with the Debian packages of
  * DEBIAN-PACKAGES.txt that provide them). Cached per process.
  */
-export function requireKivitendoPerl(): KivitendoPrerequisites {
-  if (checked) return checked;
-  const src = KIVITENDO_SRC;
-  for (const f of ['SL/BackgroundJob/Test.pm', 'SL/InstallationCheck.pm', 'scripts/task_server.pl', 'config/kivitendo.conf.default']) {
+export function requireKivitendoPerl(release: Release = DEFAULT_RELEASE): KivitendoPrerequisites {
+  const src = kivitendoSrc(release);
+  const cached = checked.get(src);
+  if (cached) return cached;
+  for (const f of ['SL/BackgroundJob/Test.pm', 'SL/InstallationCheck.pm', 'scripts/task_server.pl', 'config/kivitendo.conf.default', 'VERSION']) {
     if (!fs.existsSync(path.join(src, f))) {
-      throw new Error(`kivitendo tree not found: ${path.join(src, f)} is missing (set KIVITENDO_SRC to a kivitendo 4.1.1 checkout, or put it at ../shared/kivitendo-erp)`);
+      const env = release === DEFAULT_RELEASE ? 'KIVITENDO_SRC' : 'KIVITENDO_SRC_4_0_0';
+      throw new Error(`kivitendo ${release} tree not found: ${path.join(src, f)} is missing (set ${env} to a kivitendo ${release} checkout, or put it at ${path.relative(REPO, src)})`);
     }
   }
   const which = spawnSync('sh', ['-c', 'command -v perl'], { encoding: 'utf8' });
@@ -62,8 +72,9 @@ export function requireKivitendoPerl(): KivitendoPrerequisites {
         `(all of them: apt-get install --no-upgrade $(grep -v '^#' ${path.join(src, 'DEBIAN-PACKAGES.txt')}))`,
     );
   }
-  checked = { src, perl };
-  return checked;
+  const found = { src, perl };
+  checked.set(src, found);
+  return found;
 }
 
 /** Symlinks every entry of src into dst; directories named in realDirs are recreated and recursed. */
@@ -94,7 +105,7 @@ export interface KivitendoInstallationOptions extends InstallationOptions {}
  * cannot run here. Users get the full-access group on every client, as an admin would set up.
  */
 export async function createKivitendoInstallation(opts: KivitendoInstallationOptions = {}): Promise<KivitendoInstallation> {
-  const { src, perl } = requireKivitendoPerl();
+  const { src, perl } = requireKivitendoPerl(opts.release);
   const inst = await createInstallation({
     ...opts,
     populateRoot(root) {

@@ -17,6 +17,22 @@ export const SUPERUSER_PASSWORD = 'kts-test-secret';
 const TEMPLATE_AUTH = 'kts_template_auth';
 const TEMPLATE_CLIENT = 'kts_template_client';
 
+/**
+ * The kivitendo releases whose schema dumps the harness has: 4.1.1 (test/fixtures/, the development
+ * head) and 4.0.0 (test/fixtures/kivitendo-4.0.0/, the previous stable release).
+ */
+export type Release = '4.1.1' | '4.0.0';
+export const RELEASES: Release[] = ['4.1.1', '4.0.0'];
+export const DEFAULT_RELEASE: Release = '4.1.1';
+
+/** The folder with a release's dumps (auth.sql, auth-reference-data.sql, client.sql, client-reference-data.sql). */
+export function releaseFixtures(release: Release): string {
+  return release === DEFAULT_RELEASE ? FIXTURES : path.join(FIXTURES, `kivitendo-${release}`);
+}
+
+const templateAuth = (release: Release) => (release === DEFAULT_RELEASE ? TEMPLATE_AUTH : `${TEMPLATE_AUTH}_${release.replace(/\./g, '')}`);
+const templateClient = (release: Release) => (release === DEFAULT_RELEASE ? TEMPLATE_CLIENT : `${TEMPLATE_CLIENT}_${release.replace(/\./g, '')}`);
+
 export interface PgServer {
   host: string;
   port: number;
@@ -155,13 +171,47 @@ function psqlFile(server: PgServer, db: string, file: string) {
   if (r.status !== 0) throw new Error(`psql -f ${file} on ${db} failed: ${r.stderr}`);
 }
 
-async function createTemplates(server: PgServer) {
-  await superQuery(server, `CREATE DATABASE ${TEMPLATE_AUTH} TEMPLATE template0 ENCODING 'UTF8'`);
-  await superQuery(server, `CREATE DATABASE ${TEMPLATE_CLIENT} TEMPLATE template0 ENCODING 'UTF8'`);
-  psqlFile(server, TEMPLATE_AUTH, path.join(FIXTURES, 'auth.sql'));
-  psqlFile(server, TEMPLATE_AUTH, path.join(FIXTURES, 'auth-reference-data.sql'));
-  psqlFile(server, TEMPLATE_CLIENT, path.join(FIXTURES, 'client.sql'));
-  psqlFile(server, TEMPLATE_CLIENT, path.join(FIXTURES, 'client-reference-data.sql'));
+async function createTemplates(server: PgServer, release: Release = DEFAULT_RELEASE) {
+  const dir = releaseFixtures(release);
+  const [auth, client] = [templateAuth(release), templateClient(release)];
+  await superQuery(server, `CREATE DATABASE ${auth} TEMPLATE template0 ENCODING 'UTF8'`);
+  await superQuery(server, `CREATE DATABASE ${client} TEMPLATE template0 ENCODING 'UTF8'`);
+  psqlFile(server, auth, path.join(dir, 'auth.sql'));
+  psqlFile(server, auth, path.join(dir, 'auth-reference-data.sql'));
+  psqlFile(server, client, path.join(dir, 'client.sql'));
+  psqlFile(server, client, path.join(dir, 'client-reference-data.sql'));
+}
+
+/**
+ * The template databases of a release other than the default are made on first use, under an
+ * advisory lock: test files running in parallel on the shared cluster make them once.
+ */
+const ensured = new Map<string, Promise<void>>();
+function ensureTemplates(server: PgServer, release: Release): Promise<void> {
+  if (release === DEFAULT_RELEASE) return Promise.resolve();
+  const key = `${server.port}/${release}`;
+  if (!ensured.has(key)) {
+    ensured.set(key, (async () => {
+      const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: 'postgres' });
+      await c.connect();
+      try {
+        await c.query(`SELECT pg_advisory_lock(4711, ${RELEASES.indexOf(release)})`);
+        const have = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [templateClient(release)]);
+        if (!have.rows.length) {
+          await superQuery(server, `DROP DATABASE IF EXISTS ${templateAuth(release)}`);
+          try {
+            await createTemplates(server, release);
+          } catch (e) {
+            await superQuery(server, `DROP DATABASE IF EXISTS ${templateClient(release)}`).catch(() => undefined);
+            throw e;
+          }
+        }
+      } finally {
+        await c.end();
+      }
+    })());
+  }
+  return ensured.get(key)!;
 }
 
 export async function superQuery(server: PgServer, sql: string, params: unknown[] = [], database = 'postgres') {
@@ -195,16 +245,24 @@ function uniqueName(prefix: string) {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${dbCounter}`;
 }
 
-/** A new kivitendo auth database (schema + reference data: schema_info tags, rights). */
-export async function createAuthDb(server: PgServer, name = uniqueName('kivi_auth')): Promise<string> {
-  await superQuery(server, `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_AUTH}`);
+/** A new kivitendo auth database (schema + reference data: schema_info tags, rights) of a release. */
+export async function createAuthDb(server: PgServer, name = uniqueName('kivi_auth'), release: Release = DEFAULT_RELEASE): Promise<string> {
+  await ensureTemplates(server, release);
+  await superQuery(server, `CREATE DATABASE ${name} TEMPLATE ${templateAuth(release)}`);
   return name;
 }
 
-/** A new kivitendo client database (schema + SKR03 reference data + the default background jobs). */
-export async function createClientDb(server: PgServer, name = uniqueName('kivi_client')): Promise<string> {
-  await superQuery(server, `CREATE DATABASE ${name} TEMPLATE ${TEMPLATE_CLIENT}`);
+/** A new kivitendo client database (schema + SKR03 reference data + the default background jobs) of a release. */
+export async function createClientDb(server: PgServer, name = uniqueName('kivi_client'), release: Release = DEFAULT_RELEASE): Promise<string> {
+  await ensureTemplates(server, release);
+  await superQuery(server, `CREATE DATABASE ${name} TEMPLATE ${templateClient(release)}`);
   return name;
+}
+
+/** The upgrade tags a fresh client database of a release has applied (its schema_info, from the dump). */
+export function releaseClientTags(release: Release): string[] {
+  const sql = fs.readFileSync(path.join(releaseFixtures(release), 'client-reference-data.sql'), 'utf8');
+  return [...sql.matchAll(/^INSERT INTO public\.schema_info \(tag, login, itime\) VALUES \('([^']+)'/gm)].map((m) => m[1]);
 }
 
 export async function dropDb(server: PgServer, name: string) {

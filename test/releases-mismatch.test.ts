@@ -4,6 +4,8 @@
 // kivitendo's own Perl packages instead of native modules, and check and the log say so (the log
 // once, not per run). When the client catches up, its native modules come back.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { lines, runCli } from './harness/cli';
 import { insertJob, runJob } from './harness/jobs';
@@ -23,7 +25,7 @@ before(async () => {
     clients: [{ name: 'Cur' }, { name: 'Lag', release: '4.0.0' }, { name: 'Behind' }, { name: 'Newer' }],
     config: { task_server: { perl_preload_idle: '0' } },
   });
-  version = (await import('node:fs')).readFileSync(`${inst.root}/VERSION`, 'utf8').trim();
+  version = fs.readFileSync(path.join(inst.root, 'VERSION'), 'utf8').trim();
   for (const c of ['Cur', 'Lag', 'Behind', 'Newer']) await inst.query(c, `UPDATE background_jobs SET active = false WHERE package_name <> 'CreatePeriodicInvoices'`);
   await inst.query('Behind', 'DELETE FROM schema_info WHERE tag = ANY($1)', [newIn411.slice(-3)]);
   await inst.query('Newer', 'INSERT INTO schema_info (tag, login) VALUES ($1, NULL)', [FUTURE]);
@@ -83,5 +85,24 @@ describe('client databases that do not match the installation', { concurrency: f
       assert.ok(r.log.some((l) => l.includes(`${client}): Test: kivitendo's Perl code (SL/BackgroundJob/Test.pm): native module verified`)), r.log.join('\n'));
       assert.ok(r.log.some((l) => l.includes(`${client}): kivitendo ${version}: database does not match`)), r.log.join('\n'));
     }
+  });
+
+  test("a release the server knows nothing of (3.9.2): every package runs through kivitendo's Perl, and a failure of the Perl glue names the release in one line", { timeout: 300_000 }, async () => {
+    // The admin installs an older kivitendo in place (VERSION is a symlink into the shared tree here).
+    fs.rmSync(path.join(inst.root, 'VERSION'));
+    fs.writeFileSync(path.join(inst.root, 'VERSION'), '3.9.2\n');
+    const glue = "kivitendo-task-server's Perl glue is verified for kivitendo 4.0.0, 4.1.0 and 4.1.1, this installation is kivitendo 3.9.2";
+    const r = await runCli(['check', '--kivitendo-dir', inst.root]);
+    const out = lines(r.stdout);
+    assert.ok(out.some((l) => l.startsWith('kivitendo installation ') && l.endsWith(`client database upgrades; ${glue}`)), r.stdout);
+    assert.ok(out.includes('Client 1 (Cur): database matches kivitendo 3.9.2'), r.stdout);
+    assert.ok(out.some((l) => / {2}job \d+ CreatePeriodicInvoices: kivitendo's Perl code \(SL\/BackgroundJob\/CreatePeriodicInvoices\.pm\): native module verified for kivitendo 4\.1\.0 and 4\.1\.1, this installation is kivitendo 3\.9\.2$/.test(l)), r.stdout);
+    inst.addJobPackage('KtsExitsEarly', 'package SL::BackgroundJob::KtsExitsEarly;\nuse parent qw(SL::BackgroundJob::Base);\nsub run { exit 3 }\n1;\n');
+    const own = await runJob(inst, 'Cur', { packageName: 'Test', data: { exception: 'the package says no' } });
+    assert.match(own.history.error ?? '', /^Oh cruel world: the package says no at \S+Test\.pm line \d+\.\n$/, "the package's own exception stays kivitendo's text");
+    const early = await runJob(inst, 'Cur', { packageName: 'KtsExitsEarly' });
+    assert.equal(early.history.status, 'failure');
+    assert.match(early.history.error ?? '', new RegExp(`exited with code 3 without reporting a result.* \\(${glue.replace(/[.()]/g, '\\$&')}\\)$`));
+    assert.equal((early.history.error ?? '').split('\n').length, 1);
   });
 });

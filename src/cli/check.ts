@@ -7,7 +7,7 @@ import { allClients, appliedAuthUpgradeTags } from '../db/auth';
 import { activeJobs, countDueJobs } from '../db/backgroundJobs';
 import { routeJobPackage } from '../jobs/registry';
 import { describeRoute, readClientKivitendo } from '../jobs/clientRouting';
-import { describeClientDatabase, type ClientKivitendo } from '../jobs/releases';
+import { describeClientDatabase, perlGlueNote, releaseOf, type ClientKivitendo } from '../jobs/releases';
 import { readInstallationRelease } from '../db/schemaInfo';
 import { probePerlPackages, type PackageProbe } from '../jobs/perl/child';
 import { resolveNodeId } from '../scheduler/scheduler';
@@ -64,7 +64,10 @@ export async function check(ctx: Context): Promise<number> {
       if (!clients.some((c) => c.task_server_user_id !== null)) out('No client has a task server user: the task server has nothing to do');
       const installation = readInstallationRelease(config.kivitendoDir);
       if (installation.problem) problems.push(`kivitendo installation ${config.kivitendoDir}: not known which kivitendo: ${installation.problem}`);
-      else out(`kivitendo installation ${config.kivitendoDir}: kivitendo ${installation.version}, ${installation.tags.size} client database upgrades`);
+      else {
+        const note = perlGlueNote({ version: installation.version, release: releaseOf(installation.version) });
+        out(`kivitendo installation ${config.kivitendoDir}: kivitendo ${installation.version}, ${installation.tags.size} client database upgrades${note ? `; ${note}` : ''}`);
+      }
       const now = formatLocalTimestamp(new Date());
       const probes = new Map<string, string | undefined>();
       for (const c of clients) {

@@ -73,3 +73,15 @@ export function nativeVerdict(pkg: JobPackage, k: ClientKivitendo): { proven: tr
   if (k.unknown.length) return { proven: false, why: `${verified}, this client's database has ${k.unknown.length} upgrade${k.unknown.length === 1 ? '' : 's'} ${kivitendoName(k)} does not know (${list(k.unknown, 3)})` };
   return { proven: true, why: `verified for kivitendo ${releaseList(pkg.verifiedReleases)}` };
 }
+
+/**
+ * The releases this server's Perl glue (kivitendo-child.pl: client set-up, running a package) was
+ * run against. On another release kivitendo's own package still runs, but a failure names this.
+ */
+export const PERL_GLUE_VERIFIED: readonly string[] = RELEASES_4_0_TO_4_1;
+
+/** Undefined on a verified release; else one clause for check and a failed Perl run's history row. */
+export function perlGlueNote(k: Pick<ClientKivitendo, 'version' | 'release'>): string | undefined {
+  if (k.release && PERL_GLUE_VERIFIED.includes(k.release)) return undefined;
+  return `kivitendo-task-server's Perl glue is verified for kivitendo ${releaseList(PERL_GLUE_VERIFIED)}, this installation is ${kivitendoName(k as ClientKivitendo)}`;
+}

@@ -11,7 +11,7 @@ import { jobApplicationName, jobBackendPids, terminateBackend } from '../db/jobB
 import { clientDbParams, dateStyleFor, openConnection, redact, type Client } from '../db/pg';
 import { dumpJobData, parseJobData } from '../jobs/jobData';
 import { readClientKivitendo, routeForClient } from '../jobs/clientRouting';
-import { describeClientDatabase, kivitendoName } from '../jobs/releases';
+import { describeClientDatabase, kivitendoName, perlGlueNote } from '../jobs/releases';
 import { isSchemaMismatch, schemaMismatchText } from '../jobs/schemaErrors';
 import { runPerlAction, PerlRunError, type PerlJobResult } from '../jobs/perl/child';
 import { JobError, type BackgroundJobRow, type ClientRow, type JobContext, type JobPackage, type TaskServerUser } from '../jobs/types';
@@ -74,7 +74,7 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
 
   const kivi = await readClientKivitendo(p.config.kivitendoDir, control);
   const route = routeForClient(p.config, p.log, p.client, job.package_name, kivi);
-  if (route.kind === 'perl') return runPerlClaimedJob(p, runAt);
+  if (route.kind === 'perl') return runPerlClaimedJob(p, runAt, perlGlueNote(kivi));
 
   let status: 'success' | 'failure' = 'success';
   let result: string | null = null;
@@ -231,7 +231,7 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
 // ---- kivitendo's own Perl packages (src/jobs/perl): one fresh perl process per run ----
 
 /** The claimed job through kivitendo's Perl code; the history gets the job's data as the package left it. */
-async function runPerlClaimedJob(p: RunJobParams, runAt: string): Promise<RunOutcome> {
+async function runPerlClaimedJob(p: RunJobParams, runAt: string, glueNote: string | undefined): Promise<RunOutcome> {
   const name = p.job.package_name ?? '';
   let r: PerlJobResult;
   try {
@@ -242,7 +242,10 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string): Promise<RunOut
     })) as PerlJobResult;
   } catch (e) {
     const data = e instanceof PerlRunError && e.data !== undefined ? e.data : p.job.data;
-    return finishPerlRun(p, runAt, 'failure', null, errorText(e, p.client), data);
+    // A failure of the glue itself (set-up, crash, no report) on a release it was not run against
+    // names that; the package's own exception stays kivitendo's text.
+    const glue = glueNote && e instanceof PerlRunError && ['init', 'crash', 'no-report'].includes(e.kind);
+    return finishPerlRun(p, runAt, 'failure', null, errorText(e, p.client) + (glue ? ` (${glueNote})` : ''), data);
   }
   return finishPerlRun(p, runAt, 'success', r.result, null, r.data);
 }

@@ -5,16 +5,15 @@
 // 4.0.0 run natively; CreatePeriodicInvoices (verified for 4.1.x only) runs through 4.0.0's own
 // package and posts exactly what task_server.pl posts; forced native it fails naming the column.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/config';
-import { lines, REPO, runCli } from './harness/cli';
+import { lines, runCli } from './harness/cli';
 import { renderConfig } from './harness/installation';
 import { insertJob, runJob } from './harness/jobs';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
-import { runWithKivitendoTaskServer } from './harness/webui';
+import { assertTwinsEqual, createPeriodicOrder, rowsWithoutMoments, runWithKivitendoOn } from './harness/twins';
 
 let inst: KivitendoInstallation;
 const TWINS = ['Ours', 'Perl'] as const;
@@ -33,58 +32,10 @@ const both = async (sql: string, params: unknown[] = []) => {
   for (const c of [...TWINS, 'Forced']) await inst.query(c, sql, params);
 };
 
-/**
- * kivitendo 4.0.0's own task server runs job `id` in client "Perl" only (it runs an id in every client
- * with a task server user). Its exit code is not the job's outcome (a failed SelfTest exits 1); the
- * rows are compared. Returns its output for the assertion messages.
- */
-async function runTheirs(id: number): Promise<string> {
-  const auth = await inst.authConnection();
-  try {
-    await auth.query(`UPDATE auth.clients SET task_server_user_id = NULL WHERE name <> 'Perl'`);
-    const r = runWithKivitendoTaskServer(inst, id, 240_000);
-    assert.ok(r.code === 0 || r.code === 1, `4.0.0's task_server.pl --run-job=${id} exited ${r.code}: ${r.stdout}${r.stderr}`);
-    return `4.0.0's task_server.pl --run-job=${id} (exit ${r.code}): ${r.stdout}${r.stderr}`;
-  } finally {
-    await auth.query(`UPDATE auth.clients SET task_server_user_id = $1`, [inst.users.taskserver]);
-    await auth.end();
-  }
-}
-
-/** Rows of a table in a client without the columns that hold the moment of writing. */
-async function rows(client: string, table: string, orderBy = 'id'): Promise<Record<string, unknown>[]> {
-  const all = await inst.query(client, `SELECT * FROM ${table} ORDER BY ${orderBy}`);
-  return all.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !['itime', 'mtime', 'run_at', 'last_run_at', 'next_run_at'].includes(k))));
-}
-
-async function assertTwinsEqual(tables: string[]) {
-  for (const t of tables) {
-    const orderBy = t === 'acc_trans' ? 'acc_trans_id' : t === 'employee' ? 'login' : 'id';
-    assert.deepEqual(await rows('Ours', t, orderBy), await rows('Perl', t, orderBy), `${t}: the rows 4.0.0's task_server.pl writes`);
-  }
-}
-
-/** kivitendo 4.0.0's own SL::Dev code saves a customer, a part and a monthly periodic sales order billed from last month on. */
-function createPeriodicOrder(client: string) {
-  const code = `
-    require SL::InstanceConfiguration; $::instance_conf = SL::InstanceConfiguration->new;
-    require SL::Request; require SL::Layout::None; require CGI;
-    $::request = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
-    require SL::Dev::ALL; SL::Dev::ALL->import(':ALL');
-    require SL::DB::Chart; require SL::DB::Unit; require DateTime;
-    my $ar_chart = SL::DB::Manager::Chart->find_by(accno => '1400') or die "no AR chart\\n";
-    my $unit     = SL::DB::Manager::Unit->find_by(name => 'psch')   or die "no unit\\n";
-    my $customer = SL::Dev::CustomerVendor::new_customer(name => 'Twin Customer')->save;
-    my $part     = SL::Dev::Part::new_part(partnumber => 'T4254', description => 'Fourty-two fifty-four', lastcost => 222.22, sellprice => 333.33, unit => $unit->name)->save;
-    SL::Dev::Record::create_sales_order(
-      save => 1, customer => $customer, transaction_description => '<%period_start_date%>',
-      orderitems => [ SL::Dev::Record::create_order_item(part => $part, qty => 1, unit => $unit->name) ],
-      periodic_invoices_config => { active => 1, ar_chart_id => $ar_chart->id, periodicity => 'm', order_value_periodicity => 'm',
-                                    start_date => DateTime->today->truncate(to => 'month')->subtract(months => 1) },
-    );`;
-  const r = spawnSync(inst.perl, [path.join(REPO, 'test', 'harness', 'kivitendo-eval.pl'), inst.src, inst.configFile, String(inst.clients[client].id), 'taskserver', code], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `kivitendo 4.0.0's SL::Dev could not create the order in ${client}: ${r.stdout}${r.stderr}`);
-}
+const runTheirs = (id: number) => runWithKivitendoOn(inst, 'Perl', id);
+const rows = (client: string, table: string) => rowsWithoutMoments(inst, client, table);
+const assertEqualTwins = (tables: string[]) => assertTwinsEqual(inst, 'Ours', 'Perl', tables);
+const createOrder = (client: string) => createPeriodicOrder(inst, client);
 
 describe('kivitendo 4.0.0', { concurrency: false }, () => {
   test('check names the installation\'s version, each client database\'s state and how each job runs and why', { timeout: 120_000 }, async () => {
@@ -123,7 +74,7 @@ describe('kivitendo 4.0.0', { concurrency: false }, () => {
       const [p] = (await rows('Perl', 'background_job_histories')).slice(-1);
       assert.deepEqual(o, p, `${j.package_name}: the history row 4.0.0's task_server.pl writes\n${theirs}`);
     }
-    await assertTwinsEqual(['background_job_histories', 'background_jobs', 'validity_tokens', 'employee']);
+    await assertEqualTwins(['background_job_histories', 'background_jobs', 'validity_tokens', 'employee']);
   });
 
   test("a package without a native module (ConvertTimeRecordings) and Test forced to Perl run through 4.0.0's own code, as its task_server.pl runs them", { timeout: 600_000 }, async () => {
@@ -136,13 +87,13 @@ describe('kivitendo 4.0.0', { concurrency: false }, () => {
       assert.ok(ours.log.some((l) => l.includes(`: ${pkg}: kivitendo's Perl code (SL/BackgroundJob/${pkg}.pm`)), ours.log.join('\n'));
       await runTheirs(id);
     }
-    await assertTwinsEqual(['background_job_histories', 'background_jobs']);
+    await assertEqualTwins(['background_job_histories', 'background_jobs']);
     const [last] = (await rows('Ours', 'background_job_histories')).slice(-1);
     assert.equal(last.result, 'through Perl');
   });
 
   test("CreatePeriodicInvoices runs 4.0.0's own package and posts what 4.0.0's task_server.pl posts (2 invoices, 6 acc_trans rows)", { timeout: 600_000 }, async () => {
-    for (const c of TWINS) createPeriodicOrder(c);
+    for (const c of TWINS) createOrder(c);
     const [job] = await inst.query('Ours', `SELECT id FROM background_jobs WHERE package_name = 'CreatePeriodicInvoices'`);
     const ours = await runJob(inst, 'Ours', { jobId: job.id });
     assert.ok(
@@ -153,11 +104,11 @@ describe('kivitendo 4.0.0', { concurrency: false }, () => {
     await runTheirs(job.id);
     assert.equal((await inst.query('Ours', 'SELECT count(*)::int AS n FROM ar'))[0].n, 2);
     assert.equal((await inst.query('Ours', 'SELECT count(*)::int AS n FROM acc_trans'))[0].n, 6);
-    await assertTwinsEqual(['ar', 'invoice', 'acc_trans', 'periodic_invoices', 'record_links', 'oe', 'orderitems', 'periodic_invoices_configs', 'background_job_histories']);
+    await assertEqualTwins(['ar', 'invoice', 'acc_trans', 'periodic_invoices', 'record_links', 'oe', 'orderitems', 'periodic_invoices_configs', 'background_job_histories']);
   });
 
   test('CreatePeriodicInvoices forced native on 4.0.0 ([task_server] force_native_packages): a failure row naming the missing column and kivitendo 4.0.0, nothing posted', { timeout: 300_000 }, async () => {
-    createPeriodicOrder('Forced');
+    createOrder('Forced');
     const conf = path.join(inst.root, 'config', 'forced.conf');
     fs.writeFileSync(conf, fs.readFileSync(inst.configFile, 'utf8') + '\n' + renderConfig({ task_server: { force_native_packages: 'CreatePeriodicInvoices' } }));
     const [job] = await inst.query('Forced', `SELECT id FROM background_jobs WHERE package_name = 'CreatePeriodicInvoices'`);

@@ -82,9 +82,14 @@ export function loadPrintScenario(name: string): PrintScenario {
 
 /** A template set of kivitendo's tree; "Standard" is a git symlink that may be checked out as a file naming its target. */
 export function templateSetDir(name: string): string {
-  let dir = path.join(KIVITENDO_SRC, 'templates', 'print', name);
-  if (fs.existsSync(dir) && fs.statSync(dir).isFile()) dir = path.join(KIVITENDO_SRC, 'templates', 'print', fs.readFileSync(dir, 'utf8').trim());
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`kivitendo template set ${name} not found under ${KIVITENDO_SRC}/templates/print`);
+  return templateSetDirOf(KIVITENDO_SRC, name);
+}
+
+/** A print template set of a kivitendo tree (a set named in a file, as Standard → marei, is followed). */
+export function templateSetDirOf(src: string, name: string): string {
+  let dir = path.join(src, 'templates', 'print', name);
+  if (fs.existsSync(dir) && fs.statSync(dir).isFile()) dir = path.join(src, 'templates', 'print', fs.readFileSync(dir, 'utf8').trim());
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`kivitendo template set ${name} not found under ${src}/templates/print`);
   return dir;
 }
 

@@ -206,10 +206,13 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
       p.control.query('SELECT pg_terminate_backend($1)', [(db as unknown as { processID: number }).processID]).catch(() => undefined);
       reject(abort.signal.reason);
     };
-    timer = setTimeout(
-      () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
-      limitMs,
-    );
+    // [task_server] job_time_limit = 0: no limit (Infinity), never a timer of 1 ms.
+    if (Number.isFinite(limitMs)) {
+      timer = setTimeout(
+        () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
+        limitMs,
+      );
+    }
     onShutdown = () => stop(`job ${p.job.package_name} (ID ${p.job.id}) was stopped because the task server shut down; its open transaction was rolled back`);
     p.shutdown?.addEventListener('abort', onShutdown, { once: true });
   });

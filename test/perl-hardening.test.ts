@@ -1,0 +1,233 @@
+// The Perl path under a production admin's bad day: one run must not hurt another run, the daemon
+// or the disk. Each test runs the real daemon (or --run-job, or the Perl path in this process) on
+// kivitendo's real tree with test packages that misbehave on purpose:
+// - a package printing 300 MB without a newline: the daemon's memory stays flat, the log says what
+//   was cut, the run is recorded;
+// - kivitendo's temp-file pattern (File::Temp under users/, UNLINK => 1): users/ is as it was;
+// - a run that reported its result just before the shutdown stopped it: its result stands;
+// - the preloaded parent's folder is gone after --run-job and after a daemon stop; an unusable
+//   TMPDIR falls back to a cold perl;
+// - 1,000 runs killed at random right after their fork leak no listener, socket or descriptor;
+// - job_time_limit = 0 means no limit, 700h is refused naming key and value.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../src/config/config';
+import { allClients, loadUserById } from '../src/db/auth';
+import { runPerlAction } from '../src/jobs/perl/child';
+import { perlParentRuns, stopPerlParents } from '../src/jobs/perl/preload';
+import { memoryLogger } from '../src/log/logger';
+import { alive, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
+import { insertJob } from './harness/jobs';
+import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
+
+let inst: KivitendoInstallation;
+type Server = ReturnType<typeof spawnCli>;
+const servers: Server[] = [];
+const tmpDirs: string[] = [];
+
+interface History { id: number; status: string; result: string | null; error: string | null }
+const rowsOf = (pkg: string) => inst.query<History>('Demo', 'SELECT id, status, result, error FROM background_job_histories WHERE package_name = $1 ORDER BY id', [pkg]);
+
+function privateTmp(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-hardening-tmp-'));
+  fs.chmodSync(dir, 0o777);
+  tmpDirs.push(dir);
+  return dir;
+}
+
+function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, server?: Server): Promise<T> {
+  return waitUntil(what, fn, timeoutMs, server && (() => `server stderr:\n${server.out.stderr.slice(-4000)}`));
+}
+
+async function rowOf(pkg: string, server: Server, timeoutMs = 120_000): Promise<History> {
+  return (await waitFor(`a history row of ${pkg}`, async () => (await rowsOf(pkg))[0], timeoutMs, server))!;
+}
+
+function vmHwmKiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+const pkg = (name: string, body: string) => `package SL::BackgroundJob::${name};
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+${body}
+1;
+`;
+
+const LONG_LINE = pkg('KtsLongLine', `sub run {
+  my $chunk = 'x' x (1 << 20);
+  print STDOUT $chunk for 1 .. 300;
+  print STDOUT "\\nafter the long line\\n";
+  return 'printed 300 MB';
+}`);
+
+// kivitendo's pattern (SL::Helper::CreatePDF::merge_pdfs): a temp file under users/, UNLINK => 1.
+const TEMP_FILE = pkg('KtsTempFile', `use File::Temp ();
+sub run {
+  my ($fh, $name) = File::Temp::tempfile('kivitendo-printXXXXXX', SUFFIX => '.pdf', DIR => $::lx_office_conf{paths}->{userspath}, UNLINK => 1);
+  print $fh "%PDF-1.4\\n"; close $fh;
+  return -f $name ? 'temp file written' : 'no temp file';
+}`);
+
+// Reports its result, then lingers in the milliseconds (here: seconds) before the process ends.
+const LINGER = pkg('KtsLinger', `sub run {
+  no warnings 'redefine';
+  *POSIX::_exit = sub { sleep 60; CORE::exit(0) };
+  open my $fh, '>', 'users/kts-linger.ready' or die; close $fh;
+  return 'done before the stop';
+}`);
+
+before(async () => {
+  inst = await createKivitendoInstallation({
+    config: { task_server: { perl_packages: 'Test', shutdown_grace: '0s' }, debug: { global_level: 'NONE' } },
+  });
+  await inst.query('Demo', 'UPDATE background_jobs SET active = false');
+  inst.addJobPackage('KtsLongLine', LONG_LINE);
+  inst.addJobPackage('KtsTempFile', TEMP_FILE);
+  inst.addJobPackage('KtsLinger', LINGER);
+});
+
+after(() => {
+  for (const s of servers) if (s.child.pid && alive(s.child.pid)) s.child.kill('SIGKILL');
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+  inst?.remove();
+});
+
+describe('a misbehaving package hurts only itself (daemon)', { concurrency: false }, () => {
+  let server: Server;
+  let tmp: string;
+  const alarm = () => process.kill(server.child.pid!, 'SIGALRM');
+
+  before(async () => {
+    tmp = privateTmp();
+    server = spawnCli(['-f', 'start', '--kivitendo-dir', inst.root], { env: { TMPDIR: tmp } });
+    servers.push(server);
+    await waitFor('the daemon to poll', () => server.out.stderr.includes('is up and running'), 30_000, server);
+  });
+
+  test('300 MB without a newline: the daemon stays flat, the line is cut in the log, the run is recorded', { timeout: 240_000 }, async () => {
+    const id = await insertJob(inst, 'Demo', { packageName: 'KtsLongLine', type: 'once' });
+    alarm();
+    const row = await rowOf('KtsLongLine', server, 200_000);
+    assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: 'printed 300 MB' });
+    const hwm = vmHwmKiB(server.child.pid!);
+    assert.ok(hwm < 250 * 1024, `the daemon's peak RSS stayed below 250 MiB while the package printed 300 MB (VmHWM ${hwm} kB)`);
+    assert.match(server.out.stderr, new RegExp(`BackgroundJob ID ${id} perl stdout: x{1000,}.*\\[line cut: \\d+ more bytes dropped\\]`));
+    assert.match(server.out.stderr, new RegExp(`BackgroundJob ID ${id} perl stdout: after the long line`));
+  });
+
+  test("kivitendo's temp files (File::Temp under users/, UNLINK) are removed after the run", { timeout: 120_000 }, async () => {
+    const users = path.join(inst.root, 'users');
+    const before = fs.readdirSync(users).sort();
+    await insertJob(inst, 'Demo', { packageName: 'KtsTempFile', type: 'once' });
+    alarm();
+    const row = await rowOf('KtsTempFile', server);
+    assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: 'temp file written' });
+    assert.deepEqual(fs.readdirSync(users).sort(), before, 'users/ is as it was');
+  });
+
+  test('a run that reported its result before the stop keeps it; the preloaded parent leaves no folder behind', { timeout: 120_000 }, async () => {
+    const ready = path.join(inst.root, 'users', 'kts-linger.ready');
+    await insertJob(inst, 'Demo', { packageName: 'KtsLinger', type: 'once' });
+    alarm();
+    await waitFor('the package to report', () => fs.existsSync(ready), 90_000, server);
+    // Its result line is written right after run() returns; the process lingers for 60 s.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('kts-perl-')).length, 1, 'the preloaded parent has its folder while it runs');
+    server.child.kill('SIGTERM'); // shutdown_grace = 0s: stop the running job at once
+    const { code } = await server.exited;
+    assert.equal(code, 0, server.out.stderr.slice(-3000));
+    const row = await rowOf('KtsLinger', server);
+    assert.deepEqual({ status: row.status, result: row.result, error: row.error }, { status: 'success', result: 'done before the stop', error: null });
+    assert.deepEqual(fs.readdirSync(tmp), [], 'nothing left in TMPDIR after the daemon stopped');
+  });
+});
+
+describe('the preloaded parent and TMPDIR (--run-job)', () => {
+  test('--run-job leaves no folder in TMPDIR', { timeout: 180_000 }, async () => {
+    const tmp = privateTmp();
+    const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: run-job\n' });
+    const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, 'start'], { env: { TMPDIR: tmp }, timeoutMs: 150_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /forked by the preloaded Perl parent|Preloaded Perl parent \d+ started/);
+    assert.deepEqual(fs.readdirSync(tmp), []);
+  });
+
+  test('a TMPDIR that does not exist: the run starts a cold perl and succeeds', { timeout: 180_000 }, async () => {
+    const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: cold fallback\n' });
+    const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, 'start'], { env: { TMPDIR: '/nonexistent/kts-tmp' }, timeoutMs: 150_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Preloaded Perl parent cannot be started: .*ENOENT.*; runs start a cold perl/);
+    const rows = await inst.query<History>('Demo', 'SELECT status, result, error FROM background_job_histories WHERE job_id = $1', [id]);
+    assert.deepEqual(rows.map((x) => [x.status, x.result, x.error]), [['success', 'cold fallback', null]]);
+  });
+});
+
+describe('durations', () => {
+  test('job_time_limit = 0 means no limit; 700h is refused in one line naming key and value', { timeout: 180_000 }, async () => {
+    const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: no limit\n' });
+    const conf = (extra: string) => {
+      const file = path.join(inst.root, 'config', `limit-${Date.now()}.conf`);
+      fs.writeFileSync(file, fs.readFileSync(inst.configFile, 'utf8').replace('[task_server]', `[task_server]\n${extra}`));
+      return path.relative(inst.root, file);
+    };
+    const refused = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, '-c', conf('job_time_limit = 700h'), 'start']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Invalid duration '700h' for \[task_server\] job_time_limit: at most 596h/);
+    assert.equal(refused.stderr.trim().split('\n').filter((l) => /700h/.test(l)).length, 1);
+    const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, '-c', conf('job_time_limit = 0'), 'start'], { timeoutMs: 150_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /exceeded its time limit/);
+    const rows = await inst.query<History>('Demo', 'SELECT status, result FROM background_job_histories WHERE job_id = $1', [id]);
+    assert.deepEqual(rows.map((x) => [x.status, x.result]), [['success', 'no limit']]);
+  });
+});
+
+describe('1,000 runs killed at random right after their fork leak nothing', () => {
+  test('listeners, socket files, descriptors and the parent\'s run table are back where they were', { timeout: 600_000 }, async () => {
+    const tmp = privateTmp();
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    try {
+      const config = loadConfig(inst.root, 'config/kivitendo.conf');
+      const auth = await inst.authConnection();
+      const client = (await allClients(auth)).find((c) => c.name === 'Demo')!;
+      const user = (await loadUserById(auth, client.task_server_user_id, { language: 'de', kivitendoDir: inst.root }))!;
+      await auth.end();
+      const jobId = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', active: false, data: '---\nresult: leak\n' });
+      const log = memoryLogger();
+      const run = (kill: boolean) =>
+        runPerlAction({
+          config, log, client, user, action: 'run_job', request: { job_id: jobId }, jobId, timeLimitMs: 120_000,
+          onSpawn: kill ? (pid) => setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, Math.floor(Math.random() * 15)) : undefined,
+        }).then(() => 'ok', (e: Error) => e.message);
+      // A first run starts the parent; then measure.
+      assert.equal(await run(false), 'ok', log.lines.join('\n'));
+      const fds = () => fs.readdirSync('/proc/self/fd').length;
+      const sockets = () => fs.readdirSync(tmp).flatMap((d) => fs.readdirSync(path.join(tmp, d))).filter((f) => f.endsWith('.sock')).length;
+      const fdsBefore = fds();
+      assert.equal(perlParentRuns(), 0);
+      const outcomes = new Map<string, number>();
+      for (let batch = 0; batch < 40; batch++) {
+        const results = await Promise.all(Array.from({ length: 25 }, () => run(true)));
+        for (const r of results) {
+          const kind = r === 'ok' ? 'ok' : /killed by SIGKILL/.test(r) ? 'killed' : r.slice(0, 80);
+          outcomes.set(kind, (outcomes.get(kind) ?? 0) + 1);
+        }
+      }
+      assert.ok((outcomes.get('killed') ?? 0) >= 900, `most runs were killed early: ${JSON.stringify([...outcomes])}`);
+      assert.equal(perlParentRuns(), 0, 'no run entry left in the parent');
+      assert.equal(sockets(), 0, 'no socket file left');
+      assert.ok(fds() <= fdsBefore + 2, `descriptors: ${fdsBefore} before, ${fds()} after 1,000 runs`);
+      assert.equal(await run(false), 'ok', 'the parent still takes runs');
+    } finally {
+      stopPerlParents();
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
+  });
+});

@@ -8,7 +8,8 @@
 // - the preloaded parent's folder is gone after --run-job and after a daemon stop; an unusable
 //   TMPDIR falls back to a cold perl;
 // - 1,000 runs killed at random right after their fork leak no listener, socket or descriptor;
-// - job_time_limit = 0 means no limit, 700h is refused naming key and value.
+// - job_time_limit = 0 means no limit, 700h is refused naming key and value;
+// - a CreatePeriodicInvoices print step that cannot start perl leaves the run's own connection.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +20,8 @@ import { allClients, loadUserById } from '../src/db/auth';
 import { runPerlAction } from '../src/jobs/perl/child';
 import { perlParentRuns, stopPerlParents } from '../src/jobs/perl/preload';
 import { memoryLogger } from '../src/log/logger';
-import { alive, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
+import { alive, ensureBinary, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
+import { createPrintRig, loadPrintScenario } from './harness/goldenPrint';
 import { insertJob } from './harness/jobs';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
 
@@ -37,6 +39,9 @@ function privateTmp(): string {
   tmpDirs.push(dir);
   return dir;
 }
+
+/** What the server left in a TMPDIR (tsx, which runs the sources here, keeps its cache there). */
+const ours = (dir: string) => fs.readdirSync(dir).filter((f) => !f.startsWith('tsx-'));
 
 function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, server?: Server): Promise<T> {
   return waitUntil(what, fn, timeoutMs, server && (() => `server stderr:\n${server.out.stderr.slice(-4000)}`));
@@ -81,6 +86,29 @@ const LINGER = pkg('KtsLinger', `sub run {
   return 'done before the stop';
 }`);
 
+const SLEEP = pkg('KtsSleep', `sub run {
+  open my $fh, '>', 'users/kts-sleep.started' or die; close $fh;
+  sleep 4;
+  return 'slept through the stop';
+}`);
+
+/** The daemon and every process below it: what systemd's control-group kill reaches. */
+function processTree(root: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parentOf.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parentOf) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+
 before(async () => {
   inst = await createKivitendoInstallation({
     config: { task_server: { perl_packages: 'Test', shutdown_grace: '0s' }, debug: { global_level: 'NONE' } },
@@ -89,6 +117,7 @@ before(async () => {
   inst.addJobPackage('KtsLongLine', LONG_LINE);
   inst.addJobPackage('KtsTempFile', TEMP_FILE);
   inst.addJobPackage('KtsLinger', LINGER);
+  inst.addJobPackage('KtsSleep', SLEEP);
 });
 
 after(() => {
@@ -137,13 +166,13 @@ describe('a misbehaving package hurts only itself (daemon)', { concurrency: fals
     await waitFor('the package to report', () => fs.existsSync(ready), 90_000, server);
     // Its result line is written right after run() returns; the process lingers for 60 s.
     await new Promise((r) => setTimeout(r, 3000));
-    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('kts-perl-')).length, 1, 'the preloaded parent has its folder while it runs');
+    assert.equal(ours(tmp).length, 1, 'the preloaded parent has its folder while it runs');
     server.child.kill('SIGTERM'); // shutdown_grace = 0s: stop the running job at once
     const { code } = await server.exited;
     assert.equal(code, 0, server.out.stderr.slice(-3000));
     const row = await rowOf('KtsLinger', server);
     assert.deepEqual({ status: row.status, result: row.result, error: row.error }, { status: 'success', result: 'done before the stop', error: null });
-    assert.deepEqual(fs.readdirSync(tmp), [], 'nothing left in TMPDIR after the daemon stopped');
+    assert.deepEqual(ours(tmp), [], 'nothing left in TMPDIR after the daemon stopped');
   });
 });
 
@@ -153,16 +182,19 @@ describe('the preloaded parent and TMPDIR (--run-job)', () => {
     const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: run-job\n' });
     const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, 'start'], { env: { TMPDIR: tmp }, timeoutMs: 150_000 });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /forked by the preloaded Perl parent|Preloaded Perl parent \d+ started/);
-    assert.deepEqual(fs.readdirSync(tmp), []);
+    assert.match(r.stderr, /forked by the preloaded Perl parent/);
+    assert.deepEqual(ours(tmp), []);
   });
 
-  test('a TMPDIR that does not exist: the run starts a cold perl and succeeds', { timeout: 180_000 }, async () => {
+  test('a TMPDIR that does not exist: the run starts a cold perl and succeeds', { timeout: 300_000 }, async () => {
     const id = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: cold fallback\n' });
-    const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, 'start'], { env: { TMPDIR: '/nonexistent/kts-tmp' }, timeoutMs: 150_000 });
+    // The single executable: tsx, which runs the sources, would create the missing TMPDIR itself.
+    const missing = path.join(privateTmp(), 'missing');
+    const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, 'start'], { binary: ensureBinary(), env: { TMPDIR: missing }, timeoutMs: 150_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Preloaded Perl parent cannot be started: .*ENOENT.*; runs start a cold perl/);
-    const rows = await inst.query<History>('Demo', 'SELECT status, result, error FROM background_job_histories WHERE job_id = $1', [id]);
+    assert.ok(!fs.existsSync(missing));
+    const rows = await inst.query<History>('Demo', `SELECT status, result, error FROM background_job_histories WHERE result = 'cold fallback'`);
     assert.deepEqual(rows.map((x) => [x.status, x.result, x.error]), [['success', 'cold fallback', null]]);
   });
 });
@@ -182,7 +214,7 @@ describe('durations', () => {
     const r = await runCli([`--run-job=${id}`, '--kivitendo-dir', inst.root, '-c', conf('job_time_limit = 0'), 'start'], { timeoutMs: 150_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /exceeded its time limit/);
-    const rows = await inst.query<History>('Demo', 'SELECT status, result FROM background_job_histories WHERE job_id = $1', [id]);
+    const rows = await inst.query<History>('Demo', `SELECT status, result FROM background_job_histories WHERE result = 'no limit'`);
     assert.deepEqual(rows.map((x) => [x.status, x.result]), [['success', 'no limit']]);
   });
 });
@@ -192,6 +224,8 @@ describe('1,000 runs killed at random right after their fork leak nothing', () =
     const tmp = privateTmp();
     const savedTmp = process.env.TMPDIR;
     process.env.TMPDIR = tmp;
+    // The daemon's loop keeps a real server's event loop busy; the idle parent itself does not.
+    const keepAlive = setInterval(() => undefined, 1000);
     try {
       const config = loadConfig(inst.root, 'config/kivitendo.conf');
       const auth = await inst.authConnection();
@@ -225,9 +259,63 @@ describe('1,000 runs killed at random right after their fork leak nothing', () =
       assert.ok(fds() <= fdsBefore + 2, `descriptors: ${fdsBefore} before, ${fds()} after 1,000 runs`);
       assert.equal(await run(false), 'ok', 'the parent still takes runs');
     } finally {
+      clearInterval(keepAlive);
       stopPerlParents();
       if (savedTmp === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = savedTmp;
     }
+  });
+});
+
+describe("a print/e-mail step that cannot run at all (CreatePeriodicInvoices)", () => {
+  test("fails its invoices but spares the run's own connection: the summary mail is sent and journaled", { timeout: 300_000 }, async () => {
+    const rig = await createPrintRig({
+      sql: loadPrintScenario('01-print-one').sql,
+      config: { task_server: { perl: '/nonexistent/perl' }, periodic_invoices: { send_email_to: 'boss@example.com', email_from: 'kivi <kivi@example.com>' } },
+    });
+    try {
+      const r = await rig.run(new Date(2014, 2, 15, 3, 0, 0));
+      assert.equal(r.history.status, 'failure');
+      assert.match(r.history.error!, /RE-1001 schlug fehl: .*perl cannot be started: '\/nonexistent\/perl' not found/);
+      const [summary] = await rig.sink.waitFor(1);
+      assert.deepEqual(summary.envelopeTo, ['boss@example.com']);
+      const journal = (await rig.db.query(`SELECT status FROM email_journal`)).rows;
+      assert.deepEqual(journal, [{ status: 'sent' }], `the summary mail's email_journal row is there: ${r.log.join('\n').slice(-3000)}`);
+      assert.equal((await rig.db.query('SELECT count(*)::int AS n FROM ar')).rows[0].n, 1, 'the invoice stays posted');
+    } finally {
+      await rig.close();
+    }
+  });
+});
+
+describe("systemctl stop with the shipped unit's settings", () => {
+  test('KillMode and KillSignal of the unit give a running Perl job its shutdown_grace', { timeout: 240_000 }, async () => {
+    const unit = fs.readFileSync(path.join(__dirname, '..', 'boot', 'systemd', 'kivitendo-task-server.service'), 'utf8');
+    const setting = (key: string) => new RegExp(`^${key}=(\\S+)`, 'm').exec(unit)?.[1];
+    const killMode = setting('KillMode') ?? 'control-group';
+    const killSignal = (setting('KillSignal') ?? 'SIGTERM') as NodeJS.Signals;
+    const timeoutStop = Number(setting('TimeoutStopSec') ?? '90');
+    const conf = path.join(inst.root, 'config', 'unit-stop.conf');
+    fs.writeFileSync(conf, fs.readFileSync(inst.configFile, 'utf8').replace('[task_server]', '[task_server]\nshutdown_grace = 20s'));
+    assert.ok(timeoutStop > 20 + 5, `TimeoutStopSec (${timeoutStop}) leaves room for a 20 s grace`);
+    const server = spawnCli(['-f', 'start', '--kivitendo-dir', inst.root, '-c', 'config/unit-stop.conf']);
+    servers.push(server);
+    await waitFor('the daemon to poll', () => server.out.stderr.includes('is up and running'), 30_000, server);
+    await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once' });
+    process.kill(server.child.pid!, 'SIGALRM');
+    await waitFor('the package to start', () => fs.existsSync(path.join(inst.root, 'users', 'kts-sleep.started')), 90_000, server);
+    // What systemd does on stop: KillSignal to the main process (mixed) or to every process of the unit (control-group).
+    const targets = killMode === 'mixed' || killMode === 'process' ? [server.child.pid!] : processTree(server.child.pid!);
+    for (const pid of targets) {
+      try {
+        process.kill(pid, killSignal);
+      } catch {
+        /* gone */
+      }
+    }
+    const { code } = await server.exited;
+    assert.equal(code, 0, server.out.stderr.slice(-3000));
+    const row = await rowOf('KtsSleep', server);
+    assert.deepEqual({ status: row.status, result: row.result, error: row.error }, { status: 'success', result: 'slept through the stop', error: null }, `KillMode=${killMode}`);
   });
 });

@@ -9,8 +9,12 @@
 //   TMPDIR falls back to a cold perl;
 // - 1,000 runs killed at random right after their fork leak no listener, socket or descriptor;
 // - job_time_limit = 0 means no limit, 700h is refused naming key and value;
-// - a CreatePeriodicInvoices print step that cannot start perl leaves the run's own connection.
+// - a CreatePeriodicInvoices print step that cannot start perl leaves the run's own connection;
+// - systemctl stop with the unit's KillMode/KillSignal gives a running Perl job its grace;
+// - a preloaded parent slow to fork is retired without killing the run in it;
+// - check loads packages as run_as and bounded, and warns about printing configs with perl = 0.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,9 +22,9 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/config';
 import { allClients, loadUserById } from '../src/db/auth';
 import { runPerlAction } from '../src/jobs/perl/child';
-import { perlParentRuns, stopPerlParents } from '../src/jobs/perl/preload';
+import { perlParentPids, perlParentRuns, stopPerlParents } from '../src/jobs/perl/preload';
 import { memoryLogger } from '../src/log/logger';
-import { alive, ensureBinary, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
+import { alive, ensureBinary, isRoot, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
 import { createPrintRig, loadPrintScenario } from './harness/goldenPrint';
 import { insertJob } from './harness/jobs';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
@@ -87,7 +91,8 @@ const LINGER = pkg('KtsLinger', `sub run {
 }`);
 
 const SLEEP = pkg('KtsSleep', `sub run {
-  open my $fh, '>', 'users/kts-sleep.started' or die; close $fh;
+  my ($self, $job) = @_;
+  open my $fh, '>', 'users/kts-sleep.' . $job->id or die; close $fh;
   sleep 4;
   return 'slept through the stop';
 }`);
@@ -219,6 +224,22 @@ describe('durations', () => {
   });
 });
 
+/** The Perl path in this process, as the runner calls it, on the installation's Demo client. */
+async function inProcess() {
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  const auth = await inst.authConnection();
+  const client = (await allClients(auth)).find((c) => c.name === 'Demo')!;
+  const user = (await loadUserById(auth, client.task_server_user_id, { language: 'de', kivitendoDir: inst.root }))!;
+  await auth.end();
+  const log = memoryLogger();
+  const run = (jobId: number, onSpawn?: (pid: number) => void) =>
+    runPerlAction({ config, log, client, user, action: 'run_job', request: { job_id: jobId }, jobId, timeLimitMs: 120_000, onSpawn }).then(
+      (r) => ((r as { result: string }).result === 'leak' ? 'ok' : (r as { result: string }).result),
+      (e: Error) => e.message,
+    );
+  return { run, log };
+}
+
 describe('1,000 runs killed at random right after their fork leak nothing', () => {
   test('listeners, socket files, descriptors and the parent\'s run table are back where they were', { timeout: 600_000 }, async () => {
     const tmp = privateTmp();
@@ -227,18 +248,10 @@ describe('1,000 runs killed at random right after their fork leak nothing', () =
     // The daemon's loop keeps a real server's event loop busy; the idle parent itself does not.
     const keepAlive = setInterval(() => undefined, 1000);
     try {
-      const config = loadConfig(inst.root, 'config/kivitendo.conf');
-      const auth = await inst.authConnection();
-      const client = (await allClients(auth)).find((c) => c.name === 'Demo')!;
-      const user = (await loadUserById(auth, client.task_server_user_id, { language: 'de', kivitendoDir: inst.root }))!;
-      await auth.end();
+      const { run: runJob, log } = await inProcess();
       const jobId = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', active: false, data: '---\nresult: leak\n' });
-      const log = memoryLogger();
       const run = (kill: boolean) =>
-        runPerlAction({
-          config, log, client, user, action: 'run_job', request: { job_id: jobId }, jobId, timeLimitMs: 120_000,
-          onSpawn: kill ? (pid) => setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, Math.floor(Math.random() * 15)) : undefined,
-        }).then(() => 'ok', (e: Error) => e.message);
+        runJob(jobId, kill ? (pid) => setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, Math.floor(Math.random() * 15)) : undefined);
       // A first run starts the parent; then measure.
       assert.equal(await run(false), 'ok', log.lines.join('\n'));
       const fds = () => fs.readdirSync('/proc/self/fd').length;
@@ -301,9 +314,9 @@ describe("systemctl stop with the shipped unit's settings", () => {
     const server = spawnCli(['-f', 'start', '--kivitendo-dir', inst.root, '-c', 'config/unit-stop.conf']);
     servers.push(server);
     await waitFor('the daemon to poll', () => server.out.stderr.includes('is up and running'), 30_000, server);
-    await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once' });
+    const id = await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once' });
     process.kill(server.child.pid!, 'SIGALRM');
-    await waitFor('the package to start', () => fs.existsSync(path.join(inst.root, 'users', 'kts-sleep.started')), 90_000, server);
+    await waitFor('the package to start', () => fs.existsSync(path.join(inst.root, 'users', `kts-sleep.${id}`)), 90_000, server);
     // What systemd does on stop: KillSignal to the main process (mixed) or to every process of the unit (control-group).
     const targets = killMode === 'mixed' || killMode === 'process' ? [server.child.pid!] : processTree(server.child.pid!);
     for (const pid of targets) {
@@ -315,7 +328,69 @@ describe("systemctl stop with the shipped unit's settings", () => {
     }
     const { code } = await server.exited;
     assert.equal(code, 0, server.out.stderr.slice(-3000));
-    const row = await rowOf('KtsSleep', server);
-    assert.deepEqual({ status: row.status, result: row.result, error: row.error }, { status: 'success', result: 'slept through the stop', error: null }, `KillMode=${killMode}`);
+    const [row] = await inst.query<History>('Demo', `SELECT status, result, error FROM background_job_histories WHERE package_name = 'KtsSleep' AND data IS NULL ORDER BY id DESC LIMIT 1`);
+    assert.deepEqual(row && { status: row.status, result: row.result, error: row.error }, { status: 'success', result: 'slept through the stop', error: null }, `KillMode=${killMode}`);
+  });
+});
+
+describe('a preloaded parent that does not fork in time', () => {
+  test('is retired gently: the new run starts a cold perl, the run in it finishes, then the parent goes', { timeout: 240_000 }, async () => {
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      const { run, log } = await inProcess();
+      const warm = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', active: false, data: '---\nresult: warm\n' });
+      assert.equal(await run(warm), 'warm', log.lines.join('\n'));
+      const [parent] = perlParentPids();
+      const sleeper = await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once', active: false });
+      const inParent = run(sleeper);
+      await waitFor('the sleeping run to start', () => fs.existsSync(path.join(inst.root, 'users', `kts-sleep.${sleeper}`)), 90_000);
+      process.kill(parent, 'SIGSTOP'); // a parent that does not answer (swapped out, stuck)
+      const other = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', active: false, data: '---\nresult: cold\n' });
+      assert.equal(await run(other), 'cold', log.lines.join('\n'));
+      assert.match(log.lines.join('\n'), /did not fork within 10 s; it takes no new runs/);
+      process.kill(parent, 'SIGCONT');
+      assert.equal(await inParent, 'slept through the stop', 'the run in the retired parent finished');
+      await waitFor('the retired parent to go', () => !alive(parent), 10_000);
+    } finally {
+      clearInterval(keepAlive);
+      stopPerlParents();
+    }
+  });
+});
+
+describe('check', () => {
+  test("as root it loads kivitendo's job packages as run_as, and bounds the time they take to load", { timeout: 240_000 }, async () => {
+    assert.ok(isRoot, 'this test needs root (check started as root with [task_server] run_as set)');
+    const seen = privateTmp();
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+    fs.chmodSync(inst.root, 0o755);
+    inst.addJobPackage('KtsWhoAmI', pkg('KtsWhoAmI', `BEGIN { open my $fh, '>', '${seen}/uid' or die "$!"; print $fh $<; close $fh }\nsub run { 'ok' }`));
+    inst.addJobPackage('KtsHangOnLoad', pkg('KtsHangOnLoad', 'BEGIN { sleep 1000 }\nsub run { 1 }'));
+    const ids = [];
+    for (const name of ['KtsWhoAmI', 'KtsHangOnLoad']) ids.push(await insertJob(inst, 'Demo', { packageName: name, type: 'once', nextRunAt: '2099-01-01 00:00:00' }));
+    const conf = path.join(inst.root, 'config', 'check-run-as.conf');
+    fs.writeFileSync(conf, fs.readFileSync(inst.configFile, 'utf8').replace('[task_server]', '[task_server]\nrun_as = nobody'));
+    try {
+      const started = Date.now();
+      const r = await runCli(['-c', 'config/check-run-as.conf', 'check', '--kivitendo-dir', inst.root], { timeoutMs: 180_000 });
+      assert.equal(fs.readFileSync(path.join(seen, 'uid'), 'utf8'), String(nobody), 'the package was loaded as run_as (nobody)');
+      assert.match(r.stdout, new RegExp(`job ${ids[0]} KtsWhoAmI: kivitendo's Perl code`));
+      assert.match(r.stderr, new RegExp(`Problem: .*job ${ids[1]} KtsHangOnLoad cannot run: job package KtsHangOnLoad: loading it took longer than 60 s; stopped`));
+      assert.ok(Date.now() - started < 150_000, 'check ended within its bound');
+    } finally {
+      await inst.query('Demo', `UPDATE background_jobs SET active = false WHERE package_name IN ('KtsWhoAmI', 'KtsHangOnLoad')`);
+    }
+  });
+
+  test('warns about periodic invoice configurations that print or e-mail when [task_server] perl = 0', { timeout: 120_000 }, async () => {
+    const rig = await createPrintRig({ sql: loadPrintScenario('01-print-one').sql, config: { task_server: { perl: '0' } } });
+    try {
+      await rig.db.query(`UPDATE background_jobs SET active = true WHERE package_name = 'CreatePeriodicInvoices'`);
+      const r = await runCli(['check', '--kivitendo-dir', rig.inst.root]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /Problem: Client \d+ \(G\): 1 active periodic invoice configuration print or e-mail their invoices, but the Perl path is switched off \(\[task_server\] perl = 0\)/);
+    } finally {
+      await rig.close();
+    }
   });
 });

@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../../config/config';
 import { perlRunApplicationName } from '../../db/jobBackends';
 import { redact } from '../../db/pg';
+import { lookupUser } from '../../daemon/privileges';
 import type { Logger } from '../../log/logger';
 import type { ClientRow, TaskServerUser } from '../types';
 import { KILL_GRACE_MS, killGroup, terminatePerlRunBackends, trackGroup, untilGone, untrackGroup } from './cleanup';
@@ -215,15 +216,21 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
 /** Why a package's kivitendo module cannot be loaded, as one line (undefined: it loads). */
 export type PackageProbe = Map<string, string | undefined>;
 
+/** How long `check` lets perl load the packages' modules (a cold kivitendo takes 3–15 s). */
+export const PROBE_TIMEOUT_MS = 60_000;
+
 /**
  * Loads kivitendo's modules of the named packages in one perl process (for `check`), without
- * running anything. Rejects when perl cannot be started.
+ * running anything — but loading a package runs its top-level code: so as the user jobs run as
+ * (`run_as`, when check runs as root; as task_server.pl loads them only after dropping to it) and
+ * bounded in time. Rejects when perl cannot be started.
  */
-export function probePerlPackages(config: Config, names: string[]): Promise<PackageProbe> {
+export function probePerlPackages(config: Config, names: string[], timeoutMs = PROBE_TIMEOUT_MS): Promise<PackageProbe> {
   const perl = config.taskServer.perl;
   if (!perl) return Promise.reject(new Error('the Perl path is switched off ([task_server] perl = 0)'));
   const script = [
     'BEGIN { unshift @INC, "modules/override"; push @INC, "." }',
+    '$| = 1;',
     'for my $p (@ARGV) {',
     '  if (eval "require SL::BackgroundJob::$p; 1") { print "$p\\tok\\n"; next }',
     '  my $e = "$@";',
@@ -231,20 +238,39 @@ export function probePerlPackages(config: Config, names: string[]): Promise<Pack
     '  $e =~ s/\\n.*//s; print "$p\\terror\\t$e\\n";',
     '}',
   ].join('\n');
+  const runAs = process.getuid?.() === 0 && config.taskServer.runAs ? lookupUser(config.taskServer.runAs) : undefined;
+  if (process.getuid?.() === 0 && config.taskServer.runAs && !runAs) {
+    return Promise.reject(new Error(`[task_server] run_as user ${config.taskServer.runAs} does not exist`));
+  }
   return new Promise((resolve, reject) => {
-    const child = spawn(perl, ['-e', script, ...names], { cwd: config.kivitendoDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(perl, ['-e', script, ...names], {
+      cwd: config.kivitendoDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own group: the time limit reaches whatever a package's top-level code started
+      ...(runAs && { uid: runAs.uid, gid: runAs.gid, env: { ...process.env, USER: runAs.name, LOGNAME: runAs.name, HOME: runAs.home || '/' } }),
+    });
     let out = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid, 'SIGKILL');
+    }, timeoutMs);
     child.stdout.on('data', (d) => (out += d));
     child.stderr.resume();
-    child.on('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'ENOENT' ? `'${perl}' not found` : e.message)));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new Error(e.code === 'ENOENT' ? `'${perl}' not found` : e.message));
+    });
     child.on('close', () => {
+      clearTimeout(timer);
       const probe: PackageProbe = new Map();
       for (const line of out.split('\n')) {
         const [name, state, detail] = line.split('\t');
         if (!name || !names.includes(name)) continue;
         probe.set(name, state === 'ok' ? undefined : state === 'missing' ? `kivitendo's Perl code needs the Perl module ${detail}, which is not installed` : `does not compile: ${detail}`);
       }
-      for (const n of names) if (!probe.has(n)) probe.set(n, 'loading it killed perl');
+      const why = timedOut ? `loading it took longer than ${timeoutMs / 1000} s; stopped` : 'loading it killed perl';
+      for (const n of names) if (!probe.has(n)) probe.set(n, why);
       resolve(probe);
     });
   });

@@ -309,7 +309,9 @@ describe("systemctl stop with the shipped unit's settings", () => {
     const killSignal = (setting('KillSignal') ?? 'SIGTERM') as NodeJS.Signals;
     const timeoutStop = Number(setting('TimeoutStopSec') ?? '90');
     const conf = path.join(inst.root, 'config', 'unit-stop.conf');
-    fs.writeFileSync(conf, fs.readFileSync(inst.configFile, 'utf8').replace('[task_server]', '[task_server]\nshutdown_grace = 20s'));
+    const text = fs.readFileSync(inst.configFile, 'utf8');
+    assert.match(text, /^shutdown_grace = 0s$/m);
+    fs.writeFileSync(conf, text.replace(/^shutdown_grace = 0s$/m, 'shutdown_grace = 20s'));
     assert.ok(timeoutStop > 20 + 5, `TimeoutStopSec (${timeoutStop}) leaves room for a 20 s grace`);
     const server = spawnCli(['-f', 'start', '--kivitendo-dir', inst.root, '-c', 'config/unit-stop.conf']);
     servers.push(server);

@@ -247,9 +247,9 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string): Promise<RunOut
 
 /**
  * History row and rescheduling after a Perl run. The package writes background_jobs.data itself
- * while it runs (progress the web UI polls), so data is written back only when the package changed
- * it in memory without saving — as kivitendo's final save of the job object would — and never over
- * what is in the row now.
+ * while it runs (progress the web UI polls). kivitendo's final save of the job object stores the
+ * data as the package left it in memory; so does this, but only when that differs from the row now:
+ * a package that saved its data itself (the usual case) gets no second write.
  */
 async function finishPerlRun(
   p: RunJobParams, runAt: string, status: 'success' | 'failure', result: string | null, error: string | null, data: string | null,

@@ -292,6 +292,7 @@ describe("a print/e-mail step that cannot run at all (CreatePeriodicInvoices)", 
       assert.match(r.history.error!, /RE-1001 schlug fehl: .*perl cannot be started: '\/nonexistent\/perl' not found/);
       const [summary] = await rig.sink.waitFor(1);
       assert.deepEqual(summary.envelopeTo, ['boss@example.com']);
+      assert.equal(summary.headers.from, '"kivi" <kivi@example.com>', "the display name quoted, as kivitendo writes it");
       const journal = (await rig.db.query(`SELECT status FROM email_journal`)).rows;
       assert.deepEqual(journal, [{ status: 'sent' }], `the summary mail's email_journal row is there: ${r.log.join('\n').slice(-3000)}`);
       assert.equal((await rig.db.query('SELECT count(*)::int AS n FROM ar')).rows[0].n, 1, 'the invoice stays posted');
@@ -371,7 +372,9 @@ describe('check', () => {
     const ids = [];
     for (const name of ['KtsWhoAmI', 'KtsHangOnLoad']) ids.push(await insertJob(inst, 'Demo', { packageName: name, type: 'once', nextRunAt: '2099-01-01 00:00:00' }));
     const conf = path.join(inst.root, 'config', 'check-run-as.conf');
-    fs.writeFileSync(conf, fs.readFileSync(inst.configFile, 'utf8').replace('[task_server]', '[task_server]\nrun_as = nobody'));
+    const text = fs.readFileSync(inst.configFile, 'utf8');
+    assert.match(text, /^run_as = $/m);
+    fs.writeFileSync(conf, text.replace(/^run_as = $/m, 'run_as = nobody'));
     try {
       const started = Date.now();
       const r = await runCli(['-c', 'config/check-run-as.conf', 'check', '--kivitendo-dir', inst.root], { timeoutMs: 180_000 });

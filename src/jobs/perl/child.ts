@@ -123,6 +123,45 @@ async function startRun(p: PerlActionParams, { perl, glue, request }: Prepared):
   return cold;
 }
 
+/**
+ * Time limit and shutdown: the run's process group gets SIGTERM (SIGKILL after a grace) and its
+ * backends are terminated — unless its result is in already: the report that arrived first wins.
+ */
+function armStops(p: PerlActionParams, label: string, child: RunProcess, answers: AnswerChannel) {
+  let stopped: RunEnd['stopped'];
+  const timers: NodeJS.Timeout[] = [];
+  const stop = (kind: 'time-limit' | 'shutdown', message: string) => {
+    if (stopped) return;
+    if (answers.complete) {
+      // It reported first: its result counts. What it may have left running still goes.
+      p.log.debug(`BackgroundJob ID ${p.jobId}: ${kind} after the Perl process reported its result; the result stands`);
+      killGroup(child.pid, 'SIGKILL');
+      return;
+    }
+    stopped = { kind, message };
+    p.log.warn(`BackgroundJob ID ${p.jobId}: ${message}`);
+    killGroup(child.pid, 'SIGTERM');
+    timers.push(setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS));
+    terminatePerlRunBackends(p.client, p.jobId).catch((e) => p.log.warn(`BackgroundJob ID ${p.jobId}: terminating its database backends failed: ${(e as Error).message}`));
+  };
+  if (Number.isFinite(p.timeLimitMs)) {
+    timers.push(setTimeout(
+      () => stop('time-limit', `${label} (ID ${p.jobId}) exceeded its time limit of ${Math.round(p.timeLimitMs / 1000)} s and was stopped; its Perl process was killed and its database backends terminated`),
+      p.timeLimitMs,
+    ));
+  }
+  const onAbort = () => stop('shutdown', `${label} (ID ${p.jobId}) was stopped because the task server shut down; its Perl process was killed and its database backends terminated`);
+  if (p.signal?.aborted) onAbort();
+  else p.signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    stopped: () => stopped,
+    disarm() {
+      for (const t of timers) clearTimeout(t);
+      p.signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 /** Streams, time limit and shutdown, then clean-up and the report of one started run. */
 function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): Promise<unknown> {
   const started = Date.now();
@@ -137,37 +176,11 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
   output.follow(child.stderr, 'stderr');
   const control = (forked ? forked.control : (child as ChildProcess).stdio[3]) as Readable;
   const answers = new AnswerChannel(control);
+  const stops = armStops(p, prep.label, child, answers);
 
   return new Promise((resolve, reject) => {
-    let stopped: RunEnd['stopped'];
     let spawnError: NodeJS.ErrnoException | undefined;
     let finished = false;
-    const timers: NodeJS.Timeout[] = [];
-
-    const stop = (kind: 'time-limit' | 'shutdown', message: string) => {
-      if (stopped) return;
-      if (answers.complete) {
-        // It reported first: its result counts. What it may have left running still goes.
-        p.log.debug(`BackgroundJob ID ${p.jobId}: ${kind} after the Perl process reported its result; the result stands`);
-        killGroup(child.pid, 'SIGKILL');
-        return;
-      }
-      stopped = { kind, message };
-      p.log.warn(`BackgroundJob ID ${p.jobId}: ${message}`);
-      killGroup(child.pid, 'SIGTERM');
-      timers.push(setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS));
-      terminatePerlRunBackends(p.client, p.jobId).catch((e) => p.log.warn(`BackgroundJob ID ${p.jobId}: terminating its database backends failed: ${(e as Error).message}`));
-    };
-    if (Number.isFinite(p.timeLimitMs)) {
-      timers.push(setTimeout(
-        () => stop('time-limit', `${prep.label} (ID ${p.jobId}) exceeded its time limit of ${Math.round(p.timeLimitMs / 1000)} s and was stopped; its Perl process was killed and its database backends terminated`),
-        p.timeLimitMs,
-      ));
-    }
-    const onAbort = () => stop('shutdown', `${prep.label} (ID ${p.jobId}) was stopped because the task server shut down; its Perl process was killed and its database backends terminated`);
-    if (p.signal?.aborted) onAbort();
-    else p.signal?.addEventListener('abort', onAbort, { once: true });
-
     child.on('spawn', () => {
       trackGroup(child.pid!);
       p.onSpawn?.(child.pid!);
@@ -190,8 +203,7 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
     const finish = async (code: number | null, signal: NodeJS.Signals | null) => {
       if (finished) return;
       finished = true;
-      for (const t of timers) clearTimeout(t);
-      p.signal?.removeEventListener('abort', onAbort);
+      stops.disarm();
       // Nothing of the run may outlive it: leftovers in its group, backends it left open, the
       // preloaded parent's socket for it. A forked child is not ours to reap, so wait until the
       // kernel has really ended it before the history row says it was killed.
@@ -200,6 +212,7 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
       if (child.pid) untrackGroup(child.pid);
       forked?.release();
       const answer = answers.answer<Answer>();
+      const stopped = stops.stopped();
       if (stopped || !answer?.ok) await terminatePerlRunBackends(p.client, p.jobId).catch(() => 0);
       const dropped = output.summary();
       if (dropped) p.log.info(`BackgroundJob ID ${p.jobId} perl: ${dropped}`);
@@ -213,6 +226,7 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
     };
   });
 }
+
 /** Why a package's kivitendo module cannot be loaded, as one line (undefined: it loads). */
 export type PackageProbe = Map<string, string | undefined>;
 

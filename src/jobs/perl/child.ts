@@ -4,7 +4,7 @@
 // optional actions/<action>.pl), embedded into the bundle by build.ts and read from disk otherwise.
 //
 // A run along its protocol, one place per step:
-//   spawn/fork   startRun here: a child of the preloaded parent (preload.ts), else a cold `perl -`
+//   spawn/fork   runPerlAction here: a child of the preloaded parent (preload.ts), else a cold `perl -`
 //                that reads the glue from stdin and one JSON request line from descriptor 3;
 //   streams      streams.ts: stdout/stderr logged line by line with the job id, bounded; the one
 //                JSON result line on descriptor 3 (or the control socket of a forked run);
@@ -74,8 +74,11 @@ interface Prepared {
  */
 export async function runPerlAction(p: PerlActionParams): Promise<unknown> {
   const prepared = prepare(p);
-  const child = await startRun(p, prepared);
-  return superviseRun(p, prepared, child);
+  const appName = perlRunApplicationName(p.jobId);
+  const forked = await forkPreloaded(p.config, p.log, prepared.glue, prepared.request, appName);
+  if (forked) p.log.debug(`BackgroundJob ID ${p.jobId}: forked by the preloaded Perl parent ${forked.parentPid} as Perl process ${forked.pid}`);
+  // A cold perl's spawn error comes on the next tick: supervise it in the same tick it is spawned.
+  return superviseRun(p, prepared, forked ?? spawnCold(p, prepared, appName));
 }
 
 function prepare(p: PerlActionParams): Prepared {
@@ -101,14 +104,8 @@ function prepare(p: PerlActionParams): Prepared {
   return { label, perl, glue, request };
 }
 
-/** Spawn/fork: a child of the preloaded parent when there is one (kivitendo's modules loaded already), else a cold perl. */
-async function startRun(p: PerlActionParams, { perl, glue, request }: Prepared): Promise<RunProcess> {
-  const appName = perlRunApplicationName(p.jobId);
-  const forked = await forkPreloaded(p.config, p.log, glue, request, appName);
-  if (forked) {
-    p.log.debug(`BackgroundJob ID ${p.jobId}: forked by the preloaded Perl parent ${forked.parentPid} as Perl process ${forked.pid}`);
-    return forked;
-  }
+/** Spawn: a cold `perl -` reading the glue from stdin and the request from descriptor 3. */
+function spawnCold(p: PerlActionParams, { perl, glue, request }: Prepared, appName: string): ChildProcess {
   const cold = spawn(perl, ['-'], {
     cwd: p.config.kivitendoDir,
     detached: true, // its own process group: TERM/KILL reach whatever it started, too

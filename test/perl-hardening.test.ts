@@ -25,7 +25,7 @@ import { runPerlAction } from '../src/jobs/perl/child';
 import { perlParentPids, perlParentRuns, stopPerlParents } from '../src/jobs/perl/preload';
 import { memoryLogger } from '../src/log/logger';
 import { alive, ensureBinary, isRoot, runCli, spawnCli, waitFor as waitUntil } from './harness/cli';
-import { createPrintRig, loadPrintScenario } from './harness/goldenPrint';
+import { createPrintRig, loadPrintScenario, normaliseRun } from './harness/goldenPrint';
 import { insertJob } from './harness/jobs';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
 
@@ -394,6 +394,43 @@ describe('check', () => {
       const r = await runCli(['check', '--kivitendo-dir', rig.inst.root]);
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /Problem: Client \d+ \(G\): 1 active periodic invoice configuration print or e-mail their invoices, but the Perl path is switched off \(\[task_server\] perl = 0\)/);
+    } finally {
+      await rig.close();
+    }
+  });
+});
+
+describe("an e-mailed periodic invoice in the invoice's language, with the file management on (CreatePeriodicInvoices)", () => {
+  test("the mail's PDF comes from invoice_<lang>.tex, is named in that language and is stored in the file management", { timeout: 600_000 }, async () => {
+    const sql = `${loadPrintScenario('02-email-contact-and-invoice-mail').sql}
+      INSERT INTO language (id, description, template_code, article_code) VALUES (900, 'English', 'en', 'en');
+      UPDATE oe SET language_id = 900 WHERE id = 100201;
+      UPDATE defaults SET doc_storage = true, doc_files = true, doc_files_rootpath = './documents';`;
+    const rig = await createPrintRig({
+      sql,
+      prepare(i) {
+        const dir = path.join(i.root, 'templates', 'kivi_c1');
+        const tex = fs.readFileSync(path.join(dir, 'invoice.tex'), 'utf8');
+        fs.writeFileSync(path.join(dir, 'invoice_en.tex'), tex.replace('\\begin{document}', '\\begin{document}\nKTSENGLISHTEMPLATE'));
+      },
+    });
+    try {
+      const r = await rig.run(new Date(2014, 2, 15, 3, 0, 0));
+      assert.equal(r.history.status, 'success', `${r.history.error}\n${r.log.join('\n').slice(-3000)}`);
+      const run = await normaliseRun(rig);
+      const mails = run.get('mails.json') as { attachments: { filename: string; pdftotext?: string }[] }[];
+      assert.ok(mails.length >= 1);
+      for (const m of mails) {
+        assert.deepEqual(m.attachments.map((a) => a.filename), ['Invoice RE-1001.pdf'], 'the attachment is named in the invoice language');
+        assert.match(String(run.get(m.attachments[0].pdftotext!)), /KTSENGLISHTEMPLATE/, 'the PDF comes from invoice_en.tex');
+      }
+      const files = (await rig.db.query(`SELECT object_type, file_name, mime_type FROM files f JOIN ar ON ar.id = f.object_id WHERE ar.invnumber = 'RE-1001'`)).rows;
+      assert.equal(files.length, 1, JSON.stringify(files));
+      assert.deepEqual([files[0].object_type, files[0].mime_type], ['invoice', 'application/pdf']);
+      const stored = (function walk(dir: string): string[] {
+        return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+      })(path.join(rig.inst.root, 'documents'));
+      assert.ok(stored.some((f) => f.endsWith('.pdf') && fs.readFileSync(f).subarray(0, 5).toString('latin1') === '%PDF-'), `a PDF under documents/: ${stored.join(', ')}`);
     } finally {
       await rig.close();
     }

@@ -409,6 +409,8 @@ describe("an e-mailed periodic invoice in the invoice's language, with the file 
       UPDATE defaults SET doc_storage = true, doc_files = true, doc_files_rootpath = './documents';`;
     const rig = await createPrintRig({
       sql,
+      // kivitendo's Filesystem backend needs [paths] document_path to be a folder (relative to the installation).
+      config: { paths: { document_path: 'documents' } },
       prepare(i) {
         const dir = path.join(i.root, 'templates', 'kivi_c1');
         const tex = fs.readFileSync(path.join(dir, 'invoice.tex'), 'utf8');

@@ -1,10 +1,9 @@
 // A throwaway kivitendo installation for tests: ROOT with config/, users/, sql/Pg-upgrade2-auth/ and
 // templates/, an auth DB with users and clients, and client DBs — all on the test cluster.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { connect, createAuthDb, createClientDb, getPostgres, PgServer } from './postgres';
+import { connect, createAuthDb, createClientDb, getPostgres, PgServer, sharedTmpDir } from './postgres';
 
 export const FIXTURE_ROOT = path.join(__dirname, '..', 'fixtures', 'kivitendo-root');
 
@@ -72,7 +71,8 @@ export function renderConfig(sections: Record<string, Record<string, string>>): 
 
 export async function createInstallation(opts: InstallationOptions = {}): Promise<Installation> {
   const pg = opts.pg ?? (await getPostgres());
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-root-'));
+  // Daemons of some tests run as another user (run_as, runuser): it must reach the installation.
+  const root = fs.mkdtempSync(path.join(sharedTmpDir(), 'kts-root-'));
   if (opts.populateRoot) opts.populateRoot(root);
   else fs.cpSync(FIXTURE_ROOT, root, { recursive: true });
   fs.mkdirSync(path.join(root, 'users'), { recursive: true });

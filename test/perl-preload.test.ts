@@ -123,7 +123,7 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     const id = await insertJob(inst, 'Demo', { packageName: 'KtsPreloadHang', type: 'once' });
     alarm();
     const [perlPid, kidPid] = await hangPids();
-    const app = `kivitendo-task-server job ${id}`;
+    const app = `kivitendo-task-server job ${id} perl`;
     assert.ok((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app])).length >= 1, 'the forked child\'s backend carries its job in application_name');
     const row = await nthRow('KtsPreloadHang', 1, server);
     assert.equal(row.error, `job package KtsPreloadHang (ID ${id}) exceeded its time limit of 8 s and was stopped; its Perl process was killed and its database backends terminated`);

@@ -5,6 +5,7 @@ import { formatLocalTimestamp } from '../clock';
 import { hasDeprecatedKeys, loadConfig, type Config } from '../config/config';
 import { allClients, appliedAuthUpgradeTags } from '../db/auth';
 import { activeJobs, countDueJobs } from '../db/backgroundJobs';
+import { countOutputConfigs } from '../jobs/periodic-invoices/configs';
 import { routeJobPackage } from '../jobs/registry';
 import { describeRoute, readClientKivitendo } from '../jobs/clientRouting';
 import { describeClientDatabase, perlGlueNote, releaseOf, type ClientKivitendo } from '../jobs/releases';
@@ -92,7 +93,9 @@ export async function check(ctx: Context): Promise<number> {
           out(`${head}: task server user ${login}, database ${where} reachable, ${due} job${due === 1 ? '' : 's'} due`);
           const kivi = await readClientKivitendo(config.kivitendoDir, db);
           out(`${head}: ${describeClientDatabase(kivi)}`);
-          await describeJobs(config, head, await activeJobs(db), problems, probes, kivi);
+          const jobs = await activeJobs(db);
+          await describeJobs(config, head, jobs, problems, probes, kivi);
+          await checkPeriodicInvoiceOutput(config, head, db, jobs, problems);
         } catch (e) {
           problems.push(`${head}: task server user ${login}, database ${where} not usable: ${redact(redact(oneLine(e), c.dbpasswd), pw)}`);
         } finally {
@@ -115,6 +118,20 @@ export async function check(ctx: Context): Promise<number> {
   }
   out('Everything looks fine');
   return 0;
+}
+
+/**
+ * CreatePeriodicInvoices posts natively, but prints and e-mails through kivitendo's Perl code: with
+ * the Perl path switched off, configurations that print or e-mail would fail that step every run.
+ */
+async function checkPeriodicInvoiceOutput(config: Config, head: string, db: Client, jobs: { package_name: string | null }[], problems: string[]) {
+  if (config.taskServer.perl || !jobs.some((j) => j.package_name === 'CreatePeriodicInvoices')) return;
+  const n = await countOutputConfigs(db);
+  if (n) {
+    problems.push(
+      `${head}: ${n} active periodic invoice configuration${n === 1 ? '' : 's'} print or e-mail their invoices, but the Perl path is switched off ([task_server] perl = 0): CreatePeriodicInvoices would post the invoices and fail printing/e-mailing them`,
+    );
+  }
 }
 
 /**

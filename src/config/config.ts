@@ -37,7 +37,7 @@ export interface Config {
     onlyRunTasksForThisNode: boolean;
     /** Clients polled and run at the same time (kivitendo-task-server only). */
     concurrency: number;
-    /** Wall-time limit of one job run in ms (kivitendo-task-server only). */
+    /** Wall-time limit of one job run in ms (kivitendo-task-server only); Infinity: no limit (`0`). */
     jobTimeLimitMs: number;
     /** Per-package overrides of jobTimeLimitMs. */
     jobTimeLimitsMs: Record<string, number>;
@@ -192,7 +192,7 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
   const limits: Record<string, number> = {};
   for (const [key, value] of Object.entries(ts)) {
     const m = /^job_time_limit\.(\w+)$/.exec(key);
-    if (m) limits[m[1]] = parseDuration(value, `[task_server] ${key}`);
+    if (m) limits[m[1]] = parseTimeLimit(value, `[task_server] ${key}`);
   }
   const sessionTimeout = Number(get('authentication', 'session_timeout', '480'));
   return {
@@ -206,7 +206,7 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       nodeId: perlTrue(ts.node_id) ? ts.node_id : '',
       onlyRunTasksForThisNode: perlTrue(ts.only_run_tasks_for_this_node),
       concurrency: positiveInt(sections, 'task_server', 'concurrency', 4),
-      jobTimeLimitMs: ts.job_time_limit ? parseDuration(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
+      jobTimeLimitMs: ts.job_time_limit?.trim() ? parseTimeLimit(ts.job_time_limit, '[task_server] job_time_limit') : 3600_000,
       jobTimeLimitsMs: limits,
       shutdownGraceMs: ts.shutdown_grace ? parseDuration(ts.shutdown_grace, '[task_server] shutdown_grace') : DEFAULT_SHUTDOWN_GRACE_MS,
       startupWaitMs: !ts.startup_wait?.trim()
@@ -258,12 +258,26 @@ function packageList(value: string, where: string): string[] {
   return names;
 }
 
-/** `90`, `90s`, `15m`, `2h` → milliseconds. */
+/**
+ * The longest duration a key may have: Node's timers hold 2^31-1 ms (24.8 days, 596 h); a longer
+ * delay would fire after 1 ms, i.e. a time limit of 597 h would stop every job at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** `90`, `90s`, `15m`, `2h` → milliseconds; at most MAX_DURATION_MS. */
 export function parseDuration(value: string, where: string): number {
   const m = /^\s*(\d+)\s*(ms|s|m|h)?\s*$/i.exec(value);
   if (!m) throw new ConfigError(`Invalid duration '${value}' for ${where}: expected e.g. 90s, 15m or 2h`);
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * factor;
+  const ms = Number(m[1]) * factor;
+  if (ms > MAX_DURATION_MS) throw new ConfigError(`Invalid duration '${value.trim()}' for ${where}: at most 596h (24 days)`);
+  return ms;
+}
+
+/** A job time limit: a duration, or `0` for none (Infinity). Never a limit of 0 ms. */
+export function parseTimeLimit(value: string, where: string): number {
+  const ms = parseDuration(value, where);
+  return ms === 0 ? Number.POSITIVE_INFINITY : ms;
 }
 
 /** The deprecated `login`/`client` keys make task_server.pl refuse to start (§3 step 4). */

@@ -138,6 +138,11 @@ export function headerName(a: ParsedAddress): string | undefined {
   return p || undefined;
 }
 
+/** A display name as kivitendo writes it: in quotes (an encoded word as it is). */
+export function quoteDisplayName(name: string): string {
+  return /^=\?.+\?=$/.test(name) ? name : `"${name.replace(/^"(.+)"$/, '$1').replace(/([\\"])/g, '\\$1')}"`;
+}
+
 /** The header form of a mailbox as Email::Address formats it (used for the e-mail journal). */
 export function formatMailbox(a: ParsedAddress): string {
   const name = headerName(a);
@@ -145,8 +150,6 @@ export function formatMailbox(a: ParsedAddress): string {
   let comment = a.comment ?? '';
   if (comment && !/^\(.*\)$/.test(comment)) comment = `(${comment})`;
   let quoted = '';
-  if (name) {
-    quoted = /^=\?.+\?=$/.test(name) ? name : `"${name.replace(/^"(.+)"$/, '$1').replace(/([\\"])/g, '\\$1')}"`;
-  }
+  if (name) quoted = quoteDisplayName(name);
   return `${quoted} <${a.address}> ${comment}`.replace(/^\s+/, '').replace(/\s+$/, '');
 }

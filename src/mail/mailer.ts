@@ -6,7 +6,7 @@ import type * as MimeFuncs from 'nodemailer/lib/mime-funcs';
 import type { Config } from '../config/config';
 import { perlTrue } from '../config/configStd';
 import { VERSION } from '../version';
-import { addressListProblem, formatMailbox, headerName, parseMailboxes, type ParsedAddress } from './addresses';
+import { addressListProblem, formatMailbox, headerName, parseMailboxes, quoteDisplayName, type ParsedAddress } from './addresses';
 import { expandShellCommand, runSendmail } from './sendmail';
 
 // nodemailer is loaded on the first mail, not at start: an idle daemon that never mails stays
@@ -251,9 +251,24 @@ class SendFailure extends MailError {
 // when it creates its SMTP driver, before the message is built.
 const CONNECT_PHASE = new Set(['ECONNECTION', 'ETIMEDOUT', 'EDNS', 'ESOCKET', 'ETLS', 'EAUTH', 'EPROXY']);
 
+/**
+ * kivitendo writes a display name in quotes (`"kivitendo Daemon" <daemon@…>`), nodemailer only
+ * when the name needs them; its address headers cannot be given raw. So the message's own name
+ * encoder is told to quote every printable-ASCII name (others stay encoded words, as there).
+ */
+function quoteDisplayNames<T extends ReturnType<typeof nodemailer.createTransport>>(transport: T): T {
+  transport.use('stream', (mail, done) => {
+    const node = mail.message as unknown as { _encodeAddressName?: (name: string) => string };
+    const encode = node._encodeAddressName?.bind(node);
+    if (encode) node._encodeAddressName = (name) => (/^[\x20-\x7e]+$/.test(name) ? quoteDisplayName(name) : encode(name));
+    done();
+  });
+  return transport;
+}
+
 /** Returns what the server said to the message (Net::SMTP's message(): text after the code). */
 async function sendSmtp(t: Extract<Transport, { method: 'smtp' }>, msg: MailMessage, opts: MailerOptions, progress: Progress): Promise<string> {
-  const transport = nodemailer.createTransport(smtpOptions(t, opts));
+  const transport = quoteDisplayNames(nodemailer.createTransport(smtpOptions(t, opts)));
   try {
     const info = await transport.sendMail(composeOptions(msg, 'smtp', progress));
     const first = String(info.response ?? '').split(/\r?\n/)[0];
@@ -270,7 +285,7 @@ async function sendSmtp(t: Extract<Transport, { method: 'smtp' }>, msg: MailMess
 
 async function sendViaSendmail(command: string, msg: MailMessage, opts: MailerOptions, progress: Progress): Promise<string> {
   // sendmail -t reads the recipients from the headers, so Bcc stays in (stream transport keeps it).
-  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  const composer = quoteDisplayNames(nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }));
   let raw: Buffer;
   const options = composeOptions(msg, 'sendmail', progress);
   try {

@@ -211,10 +211,13 @@ async function withJobConnection<T>(p: RunJobParams, fn: (db: Client, signal: Ab
       p.control.query('SELECT pg_terminate_backend($1)', [(db as unknown as { processID: number }).processID]).catch(() => undefined);
       reject(abort.signal.reason);
     };
-    timer = setTimeout(
-      () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
-      limitMs,
-    );
+    // [task_server] job_time_limit = 0: no limit (Infinity), never a timer of 1 ms.
+    if (Number.isFinite(limitMs)) {
+      timer = setTimeout(
+        () => stop(`job ${p.job.package_name} (ID ${p.job.id}) exceeded its time limit of ${Math.round(limitMs / 1000)} s and was stopped; its open transaction was rolled back`),
+        limitMs,
+      );
+    }
     onShutdown = () => stop(`job ${p.job.package_name} (ID ${p.job.id}) was stopped because the task server shut down; its open transaction was rolled back`);
     p.shutdown?.addEventListener('abort', onShutdown, { once: true });
   });
@@ -252,9 +255,9 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string, glueNote: strin
 
 /**
  * History row and rescheduling after a Perl run. The package writes background_jobs.data itself
- * while it runs (progress the web UI polls), so data is written back only when the package changed
- * it in memory without saving — as kivitendo's final save of the job object would — and never over
- * what is in the row now.
+ * while it runs (progress the web UI polls). kivitendo's final save of the job object stores the
+ * data as the package left it in memory; so does this, but only when that differs from the row now:
+ * a package that saved its data itself (the usual case) gets no second write.
  */
 async function finishPerlRun(
   p: RunJobParams, runAt: string, status: 'success' | 'failure', result: string | null, error: string | null, data: string | null,

@@ -32,7 +32,9 @@ export interface RunOptions {
 
 function command(args: string[], opts: RunOptions): [string, string[]] {
   const [file, argv] = opts.binary ? [opts.binary, args] : [process.execPath, ['--import', TSX, MAIN, ...args]];
-  if (opts.user) return ['runuser', ['-u', opts.user, '--', file, ...argv]];
+  // tsx keeps its cache in $TMPDIR/tsx-<uid>, which another user may not be able to create (a
+  // TMPDIR of the test runner's own): run the sources without it.
+  if (opts.user) return ['runuser', ['-u', opts.user, '--', 'env', 'TSX_DISABLE_CACHE=1', file, ...argv]];
   return [file, argv];
 }
 

@@ -333,11 +333,19 @@ export function canonicalXml(xml: string): string {
 
 // ------------------------------------------------------------------------------------ TeX
 
+/** Perl's File::Temp puts kivitendo's temporary files (the ZUGFeRD XML) into TMPDIR, /tmp by default. */
+const TEMP_FILE_IN_TEX = new RegExp(
+  `\\{(?:${[...new Set(['/tmp', os.tmpdir(), process.env.TMPDIR].filter((d): d is string => !!d).map((d) => d.replace(/\/+$/, '')))]
+    .map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('|')})/[\\w.-]+\\}`,
+  'g',
+);
+
 export function normaliseTex(text: string): string {
   return text
     .replace(/\/[^\s{}]*\/users\/kivitendo-print[-\w]*/g, '<TMPDIR>')
     .replace(/kivitendo-print-?\d{14}-\w{6}/g, 'kivitendo-print-<STAMP>')
-    .replace(/\{\/tmp\/[\w.-]+\}/g, '{<TMPFILE>}');
+    .replace(TEMP_FILE_IN_TEX, '{<TMPFILE>}');
 }
 
 /** The LaTeX sources kivitendo kept ([debug] keep_temp_files) under ROOT/users/kivitendo-print*. */

@@ -1,10 +1,9 @@
 // A throwaway kivitendo installation for tests: ROOT with config/, users/, sql/Pg-upgrade2-auth/ and
 // templates/, an auth DB with users and clients, and client DBs — all on the test cluster.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { connect, createAuthDb, createClientDb, DEFAULT_RELEASE, getPostgres, PgServer, releaseClientTags, type Release } from './postgres';
+import { connect, createAuthDb, createClientDb, DEFAULT_RELEASE, getPostgres, PgServer, releaseClientTags, sharedTmpDir, type Release } from './postgres';
 
 export const FIXTURE_ROOT = path.join(__dirname, '..', 'fixtures', 'kivitendo-root');
 
@@ -91,7 +90,8 @@ export function writeReleaseMarkers(root: string, release: Release, tags: string
 
 export async function createInstallation(opts: InstallationOptions = {}): Promise<Installation> {
   const pg = opts.pg ?? (await getPostgres());
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-root-'));
+  // Daemons of some tests run as another user (run_as, runuser): it must reach the installation.
+  const root = fs.mkdtempSync(path.join(sharedTmpDir(), 'kts-root-'));
   const release = opts.release ?? DEFAULT_RELEASE;
   if (opts.populateRoot) opts.populateRoot(root);
   else {

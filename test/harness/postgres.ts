@@ -124,10 +124,27 @@ function makeServer(binDir: string, dataDir: string, port: number, owner: boolea
   };
 }
 
+/**
+ * A folder for what other users must reach (the postgres user's cluster; the daemon started as
+ * nobody): TMPDIR when every user may pass through it, else the system's /tmp (a TMPDIR of one's
+ * own, mode 0700, is sane too). Throws naming both when neither will do.
+ */
+export function sharedTmpDir(): string {
+  const candidates = [os.tmpdir(), '/tmp'];
+  for (const dir of candidates) {
+    try {
+      if ((fs.statSync(dir).mode & 0o001) !== 0) return dir;
+    } catch {
+      /* missing */
+    }
+  }
+  throw new Error(`no temporary folder other users can pass through: ${candidates.join(', ')} (the test PostgreSQL runs as postgres)`);
+}
+
 /** Starts a new cluster (initdb, start, template databases). */
 export async function startPostgres(): Promise<PgServer> {
   const binDir = findPgBinDir();
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-pg-'));
+  const root = fs.mkdtempSync(path.join(isRoot ? sharedTmpDir() : os.tmpdir(), 'kts-pg-'));
   const dataDir = path.join(root, 'data');
   const pwFile = path.join(root, 'pw');
   fs.writeFileSync(pwFile, SUPERUSER_PASSWORD + '\n');

@@ -64,6 +64,12 @@ export async function loadActiveConfigs(db: Client): Promise<ConfigRow[]> {
 }
 
 /** MAX(period_start_date) per config, for all configs in one scan. */
+/** Active configurations that print or e-mail their invoices: work for kivitendo's Perl code (`check`). */
+export async function countOutputConfigs(db: Client): Promise<number> {
+  const r = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM periodic_invoices_configs WHERE active AND (print OR send_email)');
+  return r.rows[0].n;
+}
+
 export async function lastBilledDates(db: Client, configIds: number[]): Promise<Map<number, Ymd>> {
   const out = new Map<number, Ymd>();
   if (configIds.length === 0) return out;

@@ -212,8 +212,12 @@ sub reply {
   close $control;
   STDOUT->flush;
   STDERR->flush;
-  # Skip global destruction: kivitendo's objects have nothing left to do, and DESTROY noise
-  # after the result would only confuse the log.
+  # _exit skips END blocks, File::Temp's clean-up among them: remove the run's temporary files
+  # (kivitendo's merge_pdfs and parse_and_create_pdf leave UNLINK files under users/) the way
+  # task_server.pl does after each pass.
+  eval { File::Temp::cleanup() } if defined &File::Temp::cleanup;
+  # Then skip global destruction: DESTROY noise after the result would only confuse the log, and
+  # the database handles and session are closed already (finish_kivitendo).
   POSIX::_exit(0);
 }
 

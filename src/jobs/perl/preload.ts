@@ -3,8 +3,10 @@
 // one child per run, which initialises its client and runs the job exactly as a cold child does.
 // It is started on demand at the first Perl run, stops itself after [task_server] perl_preload_idle
 // without a run, is restarted on SIGHUP (kivitendo's modules may have changed on disk) and dies with
-// the server (PR_SET_PDEATHSIG). Whenever it cannot take a run — not started, broken, dead, hung —
-// the run falls back to a cold perl; a run it already forked fails with a line saying the parent died.
+// the server (PR_SET_PDEATHSIG). Whenever it cannot take a run — its folder cannot be created, not
+// started, broken, dead, slow to fork — the run falls back to a cold perl; a run it already forked
+// fails with a line saying the parent died. A parent slow to fork is retired gently: no new runs,
+// the runs in it finish, then it is stopped.
 //
 // Per run the server listens on a Unix socket in a private 0700 directory; the forked child connects
 // three times (control, stdout, stderr: first line names the stream), so its output and its result
@@ -34,6 +36,8 @@ export interface ForkedRun extends EventEmitter {
   parentPid: number;
   /** Set when the parent died before it could report this run's exit. */
   parentDied?: string;
+  /** The run is over (its result read or given up): its socket, listener and entry go. */
+  release(): void;
 }
 
 interface Pending {
@@ -57,6 +61,9 @@ class PerlParent {
   readonly dir: string;
   readonly ready: Promise<boolean>;
   private runs = new Map<number, Pending>();
+  get runCount(): number {
+    return this.runs.size;
+  }
   private nextRun = 1;
   /** No new runs (idle exit announced by dying, SIGHUP, broken). */
   retired = false;
@@ -72,10 +79,16 @@ class PerlParent {
     private log: Logger,
     private onGone: (p: PerlParent) => void,
   ) {
+    // Throws when TMPDIR is missing, full or not writable: forkPreloaded then starts a cold perl.
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kts-perl-'));
-    fs.chmodSync(this.dir, 0o700);
     const script = path.join(this.dir, 'kivitendo-child.pl');
-    fs.writeFileSync(script, glue, { mode: 0o600 });
+    try {
+      fs.chmodSync(this.dir, 0o700);
+      fs.writeFileSync(script, glue, { mode: 0o600 });
+    } catch (e) {
+      removeDir(this.dir);
+      throw e;
+    }
     this.ready = new Promise((r) => (this.markReady = r));
     const started = Date.now();
     // `-e`, as `perl -` for a cold run: kivitendo finds its root through FindBin, which takes the
@@ -100,42 +113,7 @@ class PerlParent {
     });
     this.proc.stdin!.on('error', () => undefined);
     readline.createInterface({ input: this.proc.stderr!, crlfDelay: Infinity }).on('line', (l) => this.log.info(`Preloaded Perl parent ${this.proc.pid} stderr: ${l}`));
-    readline.createInterface({ input: this.proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
-      let m: { ready?: 0 | 1; ms?: number; error?: string; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
-      try {
-        m = JSON.parse(line);
-      } catch {
-        return this.log.info(`Preloaded Perl parent ${this.proc.pid} stdout: ${line}`);
-      }
-      if (m.ready !== undefined) {
-        clearTimeout(readyTimer);
-        if (m.ready) this.log.info(`Preloaded Perl parent ${this.proc.pid} started: kivitendo's modules loaded in ${m.ms} ms (${Date.now() - started} ms)`);
-        else {
-          this.log.warn(`Preloaded Perl parent ${this.proc.pid}: kivitendo's modules do not load (${(m.error ?? '').split('\n')[0]}); runs start a cold perl until the next SIGHUP`);
-          this.broken = true;
-        }
-        this.markReady(!!m.ready);
-        return;
-      }
-      const pending = m.run !== undefined ? this.runs.get(m.run) : undefined;
-      if (!pending) return;
-      if (m.exit === undefined && m.signal === undefined) {
-        if (!m.pid) {
-          this.log.warn(`Preloaded Perl parent ${this.proc.pid} could not fork: ${m.error}`);
-          this.drop(pending);
-          return pending.resolveFork(undefined);
-        }
-        const f = pending.run_;
-        f.pid = m.pid;
-        pending.forked = f;
-        pending.resolveFork(f);
-        setImmediate(() => f.emit('spawn'));
-        return;
-      }
-      pending.exit = { code: m.exit ?? null, signal: m.signal ? (SIGNALS[m.signal] ?? null) : null };
-      pending.forked?.emit('exit', pending.exit.code, pending.exit.signal);
-      this.maybeClose(pending);
-    });
+    readline.createInterface({ input: this.proc.stdout!, crlfDelay: Infinity }).on('line', (line) => this.onReport(line, readyTimer, started));
     this.proc.on('exit', (code, signal) => {
       clearTimeout(readyTimer);
       this.gone(signal ? `killed by ${signal}` : `exit ${code}`);
@@ -143,6 +121,52 @@ class PerlParent {
   }
 
   broken = false;
+  /** Retired because it did not fork in time: stopped once the runs in it are over. */
+  private sick = false;
+
+  /** One report line of the parent: ready, a run forked (or not), a run's exit. */
+  private onReport(line: string, readyTimer: NodeJS.Timeout, started: number) {
+    let m: { ready?: 0 | 1; ms?: number; error?: string; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
+    try {
+      m = JSON.parse(line);
+    } catch {
+      return this.log.info(`Preloaded Perl parent ${this.proc.pid} stdout: ${line}`);
+    }
+    if (m.ready !== undefined) {
+      clearTimeout(readyTimer);
+      if (m.ready) this.log.info(`Preloaded Perl parent ${this.proc.pid} started: kivitendo's modules loaded in ${m.ms} ms (${Date.now() - started} ms)`);
+      else {
+        this.log.warn(`Preloaded Perl parent ${this.proc.pid}: kivitendo's modules do not load (${(m.error ?? '').split('\n')[0]}); runs start a cold perl until the next SIGHUP`);
+        this.broken = true;
+      }
+      this.markReady(!!m.ready);
+      return;
+    }
+    const pending = m.run !== undefined ? this.runs.get(m.run) : undefined;
+    const isFork = m.exit === undefined && m.signal === undefined;
+    if (!pending) {
+      // A fork reported after its run was given up (it started a cold perl): that child must not
+      // run the job a second time. It cannot connect to the closed socket anyway; make sure.
+      if (isFork && m.pid) killPid(m.pid);
+      return;
+    }
+    if (isFork) {
+      if (!m.pid) {
+        this.log.warn(`Preloaded Perl parent ${this.proc.pid} could not fork: ${m.error}`);
+        this.drop(pending);
+        return pending.resolveFork(undefined);
+      }
+      const f = pending.run_;
+      f.pid = m.pid;
+      pending.forked = f;
+      pending.resolveFork(f);
+      setImmediate(() => f.emit('spawn'));
+      return;
+    }
+    pending.exit = { code: m.exit ?? null, signal: m.signal ? (SIGNALS[m.signal] ?? null) : null };
+    pending.forked?.emit('exit', pending.exit.code, pending.exit.signal);
+    this.maybeClose(pending);
+  }
 
   private maybeClose(p: Pending) {
     if (!p.exit || !p.forked || p.ended < 3) return;
@@ -151,9 +175,10 @@ class PerlParent {
   }
 
   private drop(p: Pending) {
-    this.runs.delete(p.run);
+    if (!this.runs.delete(p.run)) return;
     p.server.close();
-    fs.rm(p.socket, { force: true }, () => undefined);
+    fs.rmSync(p.socket, { force: true });
+    if (this.sick && !this.runs.size) this.kill();
   }
 
   private gone(why: string) {
@@ -181,7 +206,7 @@ class PerlParent {
       p.forked.emit('exit', null, 'SIGKILL');
       for (const s of [p.forked.stdout, p.forked.stderr, p.forked.control]) if (!s.writableEnded) s.end();
     }
-    fs.rm(this.dir, { recursive: true, force: true }, () => undefined);
+    removeDir(this.dir);
   }
 
   /** Forks a run; undefined when the parent cannot take it (the caller starts a cold perl). */
@@ -196,24 +221,10 @@ class PerlParent {
     f.stderr = new PassThrough();
     f.control = new PassThrough();
     const pending: Pending = { run, resolveFork: () => undefined, run_: f, server, socket, ended: 0 };
+    f.release = () => this.drop(pending);
     for (const s of [f.stdout, f.stderr, f.control]) s.on('end', () => (++pending.ended, this.maybeClose(pending)));
     const forked = new Promise<ForkedRun | undefined>((resolve) => (pending.resolveFork = resolve));
-    server.on('connection', (sock) => {
-      let head = Buffer.alloc(0);
-      const onData = (d: Buffer) => {
-        head = Buffer.concat([head, d]);
-        const nl = head.indexOf(10);
-        if (nl < 0) return;
-        sock.off('data', onData);
-        const name = head.subarray(0, nl).toString();
-        const target = (name === 'stdout' ? f.stdout : name === 'stderr' ? f.stderr : name === 'control' ? f.control : undefined);
-        if (!target) return void sock.destroy();
-        if (nl + 1 < head.length) target.write(head.subarray(nl + 1));
-        sock.pipe(target);
-      };
-      sock.on('data', onData);
-      sock.on('error', () => undefined);
-    });
+    server.on('connection', (sock) => acceptStream(sock, f));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socket, () => resolve());
@@ -224,8 +235,10 @@ class PerlParent {
     this.runs.set(run, pending);
     const timer = setTimeout(() => {
       if (pending.forked) return;
-      this.log.warn(`Preloaded Perl parent ${this.proc.pid} did not fork within ${FORK_TIMEOUT_MS / 1000} s; stopping it, the run starts a cold perl`);
-      this.kill();
+      this.log.warn(`Preloaded Perl parent ${this.proc.pid} did not fork within ${FORK_TIMEOUT_MS / 1000} s; it takes no new runs and is stopped once the ${this.runs.size - 1} run(s) in it are over; this run starts a cold perl`);
+      this.retireSick();
+      this.drop(pending);
+      pending.resolveFork(undefined);
     }, FORK_TIMEOUT_MS);
     this.proc.stdin!.write(JSON.stringify({ run, socket, pgappname, request }) + '\n');
     const result = await forked;
@@ -240,19 +253,70 @@ class PerlParent {
     this.proc.stdin!.end();
   }
 
+  /**
+   * A parent that did not fork in time: no new runs, but the runs in it (other clients' jobs) go
+   * on; once they are over it is stopped, whether it noticed its closed stdin or hangs.
+   */
+  private retireSick() {
+    this.sick = true;
+    this.retire();
+    if (![...this.runs.values()].some((r) => r.forked)) this.kill();
+  }
+
   kill() {
     this.retired = true;
-    try {
-      process.kill(-this.proc.pid!, 'SIGKILL');
-    } catch {
-      /* gone */
+    killPid(-this.proc.pid!);
+  }
+
+  /** The server exits: the parent goes, and its folder with the runs' sockets. */
+  exitNow() {
+    this.kill();
+    removeDir(this.dir);
+  }
+}
+
+/** One of a forked run's three connections: its first line names the stream it carries. */
+function acceptStream(sock: net.Socket, f: ForkedRun) {
+  let head = Buffer.alloc(0);
+  const onData = (d: Buffer) => {
+    head = Buffer.concat([head, d]);
+    const nl = head.indexOf(10);
+    if (nl < 0) {
+      if (head.length > 64) sock.destroy();
+      return;
     }
+    sock.off('data', onData);
+    const name = head.subarray(0, nl).toString();
+    const target = name === 'stdout' ? f.stdout : name === 'stderr' ? f.stderr : name === 'control' ? f.control : undefined;
+    if (!target || target.destroyed) return void sock.destroy();
+    if (nl + 1 < head.length) target.write(head.subarray(nl + 1));
+    sock.pipe(target);
+  };
+  sock.on('data', onData);
+  sock.on('error', () => undefined);
+}
+
+function killPid(pid: number) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+function removeDir(dir: string) {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* nothing to do about it on the way out */
   }
 }
 
 const parents = new Map<string, PerlParent>();
 const all = new Set<PerlParent>();
 let exitHook = false;
+/** mkdtemp failed (TMPDIR missing or full): said once, runs start a cold perl. */
+let noDirWarned = false;
 
 /**
  * A run forked by the preloaded parent of this perl and installation (started on demand), or
@@ -265,16 +329,23 @@ export async function forkPreloaded(config: Config, log: Logger, glue: string, r
   let parent = parents.get(key);
   if (parent?.broken) return undefined;
   if (!parent || parent.retired) {
-    parent = new PerlParent(key, perl, config.kivitendoDir, glue, config.taskServer.perlPreloadIdleMs, log, (p) => {
-      if (parents.get(p.key) === p && !p.broken) parents.delete(p.key);
-      if (p.dead) all.delete(p);
-    });
+    try {
+      parent = new PerlParent(key, perl, config.kivitendoDir, glue, config.taskServer.perlPreloadIdleMs, log, (p) => {
+        if (parents.get(p.key) === p && !p.broken) parents.delete(p.key);
+        if (p.dead) all.delete(p);
+      });
+    } catch (e) {
+      if (!noDirWarned) log.warn(`Preloaded Perl parent cannot be started: ${(e as Error).message}; runs start a cold perl`);
+      noDirWarned = true;
+      return undefined;
+    }
+    noDirWarned = false;
     parents.set(key, parent);
     all.add(parent);
     if (!exitHook) {
       exitHook = true;
       process.on('exit', () => {
-        for (const p of all) p.kill();
+        for (const p of all) p.exitNow();
       });
     }
   }
@@ -291,6 +362,11 @@ export function restartPerlParents(): void {
 export function stopPerlParents(): void {
   restartPerlParents();
   for (const p of all) p.retire();
+}
+
+/** Runs the preloaded parents hold now: their listeners and sockets (tests: nothing may leak). */
+export function perlParentRuns(): number {
+  return [...all].reduce((n, p) => n + p.runCount, 0);
 }
 
 /** Pids of the preloaded parents now running (benchmarks, tests). */

@@ -245,6 +245,16 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
     child.on('close', (code, signal) => void finish(code, signal));
     // 'close' waits for stdout/stderr, which something the package started may still hold: once
     // perl itself is gone, its group is killed, and the run ends shortly after in any case.
+    // The glue closes stdout and stderr, then writes its answer and closes the result channel, and
+    // exits: with all three at their end and an answer in hand the run is over, without waiting for
+    // the kernel to tear the process down (milliseconds for a fork of the preloaded parent).
+    let streamsEnded = 0;
+    let answered = false;
+    for (const s of [child.stdout, child.stderr, control]) {
+      s?.on('end', () => {
+        if (++streamsEnded === 3 && answerText.includes('\n')) void ((answered = true), finish(0, null));
+      });
+    }
     child.on('exit', (code, signal) => {
       killGroup(child, 'SIGKILL');
       setTimeout(() => {
@@ -261,7 +271,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       // child is not ours to reap, so wait until the kernel has really ended it before the
       // history row says it was killed.
       killGroup(child, 'SIGKILL');
-      if (child.pid) await untilGone(child.pid, 2000);
+      if (child.pid && !answered) await untilGone(child.pid, 2000);
       if (child.pid) running.delete(child.pid);
       let answer: Answer | undefined;
       try {

@@ -101,7 +101,7 @@ class PerlParent {
     this.proc.stdin!.on('error', () => undefined);
     readline.createInterface({ input: this.proc.stderr!, crlfDelay: Infinity }).on('line', (l) => this.log.info(`Preloaded Perl parent ${this.proc.pid} stderr: ${l}`));
     readline.createInterface({ input: this.proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
-      let m: { ready?: 0 | 1; ms?: number; error?: string; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
+      let m: { ready?: 0 | 1; ms?: number; error?: string; retire?: 1; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
       try {
         m = JSON.parse(line);
       } catch {
@@ -117,6 +117,8 @@ class PerlParent {
         this.markReady(!!m.ready);
         return;
       }
+      // kivitendo's config changed on disk: the parent read the old one; the next run gets a new parent.
+      if (m.retire) return void (this.retired || this.retire());
       const pending = m.run !== undefined ? this.runs.get(m.run) : undefined;
       if (!pending) return;
       if (m.exit === undefined && m.signal === undefined) {

@@ -131,6 +131,7 @@ async function main() {
   console.log(`this server: ${CONFIGS} configs with send_email due: ${made} invoices, ${ours.sink.messages.length} mails in ${(ms / 1000).toFixed(1)} s ` +
     `(${(ms / Math.max(1, ours.sink.messages.length)).toFixed(0)} ms per mail); job ${r.history.status}${r.history.error ? ` (${r.history.error.slice(0, 200)})` : ''}`);
   console.log(`  peak RSS: this process ${mib(s1.peak.self)} (harness + runner + job), largest Perl process ${mib(s1.peak.perl)}, child tree (preloaded parent, render and printing processes, LaTeX) ${mib(s1.peak.tree)}`);
+  for (const line of r.log.filter((l) => /render processes|LaTeX: /.test(l))) console.log(`  ${line.replace(/^\S+ /, '')}`);
   const ourSubjects = subjects(ours);
   await ours.close();
 

@@ -76,18 +76,18 @@ export function hasOutput(q: OutputQueue): boolean {
 export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: RunLists, timeLimitMs: number): Promise<void> {
   const byId = new Map([...queue.print, ...queue.email].map((i) => [i.id, i]));
   const row = (id: number) => byId.get(id)?.row ?? { id };
-  const started = Date.now();
   // Render processes pay off only when they start in milliseconds (forked by the preloaded parent);
   // a cold perl each would first spend seconds loading kivitendo.
   const shares = ctx.config.taskServer.perlPreloadIdleMs > 0 ? renderShares(queue, ctx.config.taskServer.renderConcurrency) : [];
   const latexCache = shares.length > 1 ? fs.mkdtempSync(path.join(os.tmpdir(), 'kts-latex-')) : undefined;
   let result: OutputResult;
+  // The printing process starts with the render processes and waits, invoice by invoice, for theirs.
+  const rendered = latexCache ? renderAhead(ctx, shares, latexCache, timeLimitMs) : undefined;
   try {
-    if (latexCache) await renderAhead(ctx, shares, latexCache, timeLimitMs);
     result = (await runPerlAction({
       ...outputRun(ctx),
       request: { print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id), latex_cache: latexCache },
-      timeLimitMs: Math.max(1000, timeLimitMs - (Date.now() - started)),
+      timeLimitMs,
       label: 'CreatePeriodicInvoices printing/e-mailing',
     })) as OutputResult;
   } catch (e) {
@@ -104,6 +104,7 @@ export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: 
     }
     return;
   } finally {
+    await rendered?.catch(() => undefined);
     if (latexCache) fs.rmSync(latexCache, { recursive: true, force: true });
   }
   const r = result ?? ({} as Partial<OutputResult>);
@@ -145,13 +146,18 @@ export function renderShares(queue: OutputQueue, concurrency: number): { print: 
  */
 async function renderAhead(ctx: JobContext, shares: { print: number[]; email: number[] }[], latexCache: string, timeLimitMs: number): Promise<void> {
   const t0 = Date.now();
-  await Promise.all(
-    shares.map((share, k) =>
-      runPerlAction({ ...outputRun(ctx), request: { ...share, latex_cache: latexCache, render: 1 }, timeLimitMs, label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})` }).catch((e) => {
-        if (!ctx.signal.aborted) ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${(e as Error).message}; the printing process renders that share itself`);
-      }),
-    ),
-  );
-  if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('stopped');
-  ctx.log.info(`CreatePeriodicInvoices: ${shares.length} render processes made ${fs.readdirSync(latexCache).length} PDF(s) in ${Date.now() - t0} ms`);
+  try {
+    await Promise.all(
+      shares.map((share, k) =>
+        runPerlAction({ ...outputRun(ctx), request: { ...share, latex_cache: latexCache, render: 1 }, timeLimitMs, label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})` }).catch((e) => {
+          if (!ctx.signal.aborted) ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${(e as Error).message}; the printing process renders that share itself`);
+        }),
+      ),
+    );
+  } finally {
+    // The printing process waits for nothing more.
+    fs.writeFileSync(path.join(latexCache, 'renders-done'), '');
+  }
+  const pdfs = fs.readdirSync(latexCache).filter((f) => f.endsWith('.pdf')).length;
+  ctx.log.info(`CreatePeriodicInvoices: ${shares.length} render processes made ${pdfs} PDF(s) in ${Date.now() - t0} ms`);
 }

@@ -17,7 +17,10 @@
 # the LaTeX command and the TeX environment. Then the one real run goes through kivitendo's code
 # invoice by invoice as before, in kivitendo's order, and wherever LaTeX would compile a .tex seen
 # before it copies the kept PDF instead. Any .tex not seen (a render process failed, a template
-# that prints a temporary name) is compiled as usual, with kivitendo's own error texts.
+# that prints a temporary name) is compiled as usual, with kivitendo's own error texts. The real
+# run starts with the render processes: before each print or mail it waits until the render
+# process that has it is done with it (a file done-<print|email>-<id>), or all of them have ended
+# (renders-done, written by the server).
 use strict;
 
 use Digest::SHA ();
@@ -192,6 +195,18 @@ sub _kts_latex_cache {
   };
 }
 
+sub _kts_touch {
+  my ($file) = @_;
+  my $fh;
+  close $fh if open $fh, '>', $file;
+}
+
+sub _kts_until_rendered {
+  my ($dir, $step) = @_;
+  require Time::HiRes;
+  Time::HiRes::sleep(0.05) until -e "$dir/done-$step" || -e "$dir/renders-done";
+}
+
 # Render mode: kivitendo's print and mail code with every effect outside this process left out.
 sub _kts_render_only {
   no warnings 'redefine';
@@ -241,6 +256,7 @@ sub _kts_output {
   foreach my $step (@steps) {
     my ($key, $method, $text, $failed, $done) = @{ $step };
     foreach my $id (@{ $request->{$key} || [] }) {
+      _kts_until_rendered($request->{latex_cache}, "$key-$id") if $request->{latex_cache} && !$request->{render};
       my ($data, $watch);
       my ($n_failed, $n_errors) = (scalar @{ $job->{$failed} }, scalar @{ $job->{job_errors} });
       my $ok = eval {
@@ -266,6 +282,7 @@ sub _kts_output {
         s{\Q$long\E}{$short} for @{ $job->{job_errors} }[ $n_errors .. $#{ $job->{job_errors} } ];
       }
 
+      _kts_touch("$request->{latex_cache}/done-$key-$id") if $request->{render};
       next if $ok;
       $error        = _kts_short_latex_error($error);
       my $invoice   = $data ? $data->{invoice} : undef;

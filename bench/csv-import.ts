@@ -39,7 +39,7 @@ async function oneImport(inst: KivitendoInstallation, server: BenchServer) {
   await inst.query('Demo', 'UPDATE background_jobs SET node_id = $1 WHERE id = $2', [server.node, jobId]);
   await server.untilAsleep();
   const t0 = performance.now();
-  process.kill(server.pid, 'SIGALRM');
+  server.wake();
   let firstProgress: number | undefined;
   for (;;) {
     const data = await jobData(inst, 'Demo', jobId);

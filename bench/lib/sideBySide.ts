@@ -21,8 +21,10 @@ export interface BenchServer {
   name: string;
   node: string;
   pid: number;
-  /** Resolves once the server sleeps and a SIGALRM wakes it (task_server.pl ignores it while it works). */
+  /** Resolves once the server sleeps, where a SIGALRM wakes it (task_server.pl ignores it while it works). */
   untilAsleep(): Promise<void>;
+  /** SIGALRM, as the web UI sends it. */
+  wake(): void;
   stop(): Promise<void>;
 }
 
@@ -57,18 +59,26 @@ export async function startKivitendoServer(inst: KivitendoInstallation, client: 
     check();
     await sleep(50);
   }
+  // The "Sleeping" lines seen; after a wake-up the next one says it sleeps again.
   let seen = 0;
+  let awake = true;
   const server: BenchServer = {
     name: 'task_server.pl',
     node: THEIR_NODE,
     pid: pl.pid!,
     async untilAsleep() {
+      if (!awake) return;
       while (sleepingLines(inst, pl.pid!) <= seen) {
         check();
         await sleep(20);
       }
       seen = sleepingLines(inst, pl.pid!);
+      awake = false;
       await sleep(300); // from the debug line to sleep(), where SIGALRM wakes it
+    },
+    wake() {
+      awake = true;
+      process.kill(pl.pid!, 'SIGALRM');
     },
     async stop() {
       pl.kill('SIGTERM');
@@ -97,6 +107,9 @@ export async function startOurServer(inst: KivitendoInstallation, binary: string
     pid: s.child.pid!,
     async untilAsleep() {
       // SIGALRM is never ignored here
+    },
+    wake() {
+      process.kill(s.child.pid!, 'SIGALRM');
     },
     async stop() {
       s.child.kill('SIGTERM');

@@ -86,7 +86,7 @@ export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: 
   try {
     result = (await runPerlAction({
       ...outputRun(ctx),
-      request: { print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id), latex_cache: latexCache },
+      request: { ...PACKAGE, print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id), latex_cache: latexCache },
       timeLimitMs,
       label: 'CreatePeriodicInvoices printing/e-mailing',
     })) as OutputResult;
@@ -124,6 +124,9 @@ function outputRun(ctx: JobContext) {
   return { config: ctx.config, log: ctx.log, client: ctx.client, user: ctx.user, action: OUTPUT_ACTION, jobId: ctx.job.id, signal: ctx.signal };
 }
 
+/** package_name: the preloaded Perl parent loads kivitendo's package for the runs after this one. */
+const PACKAGE = { package_name: 'CreatePeriodicInvoices' };
+
 /**
  * The run's LaTeX work split among up to `concurrency` render processes: every print and every
  * mail is one LaTeX run in kivitendo, dealt out in turn so that each process gets a like share.
@@ -149,7 +152,7 @@ async function renderAhead(ctx: JobContext, shares: { print: number[]; email: nu
   try {
     await Promise.all(
       shares.map((share, k) =>
-        runPerlAction({ ...outputRun(ctx), request: { ...share, latex_cache: latexCache, render: 1 }, timeLimitMs, label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})` }).catch((e) => {
+        runPerlAction({ ...outputRun(ctx), request: { ...PACKAGE, ...share, latex_cache: latexCache, render: 1 }, timeLimitMs, label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})` }).catch((e) => {
           if (!ctx.signal.aborted) ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${(e as Error).message}; the printing process renders that share itself`);
         }),
       ),

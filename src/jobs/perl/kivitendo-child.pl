@@ -138,6 +138,7 @@ sub preload_parent {
       $kids{$pid} = $msg->{run};
       $report->({ run => $msg->{run}, pid => $pid });
       $last = Time::HiRes::time();
+      learn_package($msg->{request}{params}{package_name});
       # The next run's child, forked now rather than when that run is asked for.
       $standby = fork_standby($me);
     }
@@ -210,9 +211,9 @@ sub config_for {
 }
 
 # What a warm run would otherwise load or parse itself, none of it client-specific: the locale
-# texts (a run spent three quarters of its time parsing locale/de/all), every SL::DB class with its
-# Rose metadata, the installation's job packages and what CsvImport requires at run time. A module
-# that does not load here is left for the run, which reports it as a cold perl would.
+# texts (a run spent three quarters of its time parsing locale/de/all) and every SL::DB class with
+# its Rose metadata. Job packages follow as they are run (learn_package).
+
 sub warm_parent {
   # Locale->new calls $::lxdebug; a real LXDebug must not be made here: it reads its configuration
   # once per process, and the parent has none.
@@ -224,9 +225,25 @@ sub warm_parent {
   # Locale's first load switches STDOUT/STDERR to :utf8; the parent's reports are bytes.
   binmode STDOUT;
   binmode STDERR;
-  my @packages = map { m{^SL/BackgroundJob/([A-Z][A-Za-z0-9]+)\.pm$} ? ("SL::BackgroundJob::$1") : () } sort glob 'SL/BackgroundJob/*.pm';
-  for my $module ('SL::DB::Helper::ALL', @packages, 'SL::Controller::CsvImport') {
-    next if eval "require $module; 1";
+  parent_require('SL::DB::Helper::ALL');
+}
+
+# A job package, with what it requires when it runs (CsvImport: its controller, the web UI's main
+# hand-off; CreatePeriodicInvoices' printing: the LaTeX driver), is loaded once its first run (or
+# action run on its behalf: params.package_name) was taken, for the runs after it: the parent holds the
+# packages this installation runs, as kivitendo's server does, not all of them.
+my %RUN_TIME_MODULES = (CsvImport => [ 'SL::Controller::CsvImport' ], CreatePeriodicInvoices => [ 'SL::Template::LaTeX' ]);
+my %learned;
+sub learn_package {
+  my ($name) = @_;
+  return if !defined $name || $name !~ m/^[A-Z][A-Za-z0-9]+$/ || $learned{$name}++;
+  parent_require($_) for "SL::BackgroundJob::$name", @{ $RUN_TIME_MODULES{$name} || [] };
+}
+
+# A module that does not load in the parent is left for the run, which reports it as a cold perl would.
+sub parent_require {
+  my ($module) = @_;
+  if (!eval "require $module; 1") {
     # Forget the failed load, so the run's own require fails with the real reason again
     # ("Can't locate …", the compile error) instead of "Attempt to reload … aborted".
     delete $INC{$_} for grep { !defined $INC{$_} } keys %INC;

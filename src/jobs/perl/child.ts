@@ -242,9 +242,6 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       spawnError = e;
       if (child.pid === undefined) void finish(null, null);
     });
-    child.on('close', (code, signal) => void finish(code, signal));
-    // 'close' waits for stdout/stderr, which something the package started may still hold: once
-    // perl itself is gone, its group is killed, and the run ends shortly after in any case.
     // The glue closes stdout and stderr, then writes its answer and closes the result channel, and
     // exits: with all three at their end and an answer in hand the run is over, without waiting for
     // the kernel to tear the process down (milliseconds for a fork of the preloaded parent).
@@ -255,6 +252,9 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
         if (++streamsEnded === 3 && answerText.includes('\n')) void ((answered = true), finish(0, null));
       });
     }
+    child.on('close', (code, signal) => void finish(code, signal));
+    // 'close' waits for stdout/stderr, which something the package started may still hold: once
+    // perl itself is gone, its group is killed, and the run ends shortly after in any case.
     child.on('exit', (code, signal) => {
       killGroup(child, 'SIGKILL');
       setTimeout(() => {

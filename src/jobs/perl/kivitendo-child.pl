@@ -213,7 +213,6 @@ sub config_for {
 # What a warm run would otherwise load or parse itself, none of it client-specific: the locale
 # texts (a run spent three quarters of its time parsing locale/de/all) and every SL::DB class with
 # its Rose metadata. Job packages follow as they are run (learn_package).
-
 sub warm_parent {
   # Locale->new calls $::lxdebug; a real LXDebug must not be made here: it reads its configuration
   # once per process, and the parent has none.
@@ -377,13 +376,9 @@ sub initialize_kivitendo {
   timing('config');
 
   $::lxdebug = LXDebug->new;
-  timing('lxdebug');
   $::locale  = Locale->new($::lx_office_conf{system}->{language});
-  timing('locale');
   $::form    = Form->new;
-  timing('form');
   $::auth    = SL::Auth->new;
-  timing('auth_new');
 
   $::auth->set_client($req->{client_id}) or die "client ID $req->{client_id} not found in the authentication database\n";
   $::form->{__ERROR_HANDLER} = sub { die @_ };
@@ -391,12 +386,10 @@ sub initialize_kivitendo {
 
   $::instance_conf = SL::InstanceConfiguration->new;
   $::request       = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
-  timing('instance_conf');
 
   die "the authentication database has no session tables\n" unless $::auth->session_tables_present;
   $::auth->restore_session;
   $::auth->create_or_refresh_session;
-  timing('session');
 
   my $login = $req->{login};
   %::myconfig = $::auth->read_user(login => $login);

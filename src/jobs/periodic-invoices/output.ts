@@ -1,8 +1,9 @@
 // Print and customer e-mail of the posted invoices (spec periodic-invoices.md §5.1, §5.2) through
 // kivitendo's own Perl code: nearly every company has edited its invoice template, so only
 // kivitendo's print pipeline (Form::parse_template, SL::Helper::CreatePDF with ZUGFeRD, SL::Mailer)
-// prints them as kivitendo does. One Perl process per run, after the posting has committed;
-// the action is src/jobs/perl/actions/periodic_invoices_output.pl.
+// prints them as kivitendo does. One Perl process per run prints and mails, after the posting has
+// committed, in kivitendo's order; render processes beside it run LaTeX ahead on every core
+// ([task_server] render_concurrency). The action is src/jobs/perl/actions/periodic_invoices_output.pl.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,7 +153,14 @@ async function renderAhead(ctx: JobContext, shares: { print: number[]; email: nu
   try {
     await Promise.all(
       shares.map((share, k) =>
-        runPerlAction({ ...outputRun(ctx), request: { ...PACKAGE, ...share, latex_cache: latexCache, render: 1 }, timeLimitMs, label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})` }).catch((e) => {
+        runPerlAction({
+          ...outputRun(ctx),
+          request: { ...PACKAGE, ...share, latex_cache: latexCache, render: 1 },
+          timeLimitMs,
+          label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})`,
+          // the printing process of the job runs beside it with the same application_name
+          terminateBackendsOnFailure: false,
+        }).catch((e) => {
           if (!ctx.signal.aborted) ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${(e as Error).message}; the printing process renders that share itself`);
         }),
       ),

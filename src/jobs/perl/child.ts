@@ -38,6 +38,12 @@ export interface PerlActionParams {
   signal?: AbortSignal;
   /** Names the run in messages, e.g. "job package CsvImport"; default from action and job id. */
   label?: string;
+  /**
+   * false: a run that fails leaves the job's other backends alone (a render process of
+   * CreatePeriodicInvoices beside the printing process of the same job); the time limit and
+   * shutdown still terminate them. Default true.
+   */
+  terminateBackendsOnFailure?: boolean;
   /** Called with the child's pid once it runs (tests, benchmarks). */
   onSpawn?: (pid: number) => void;
 }
@@ -280,7 +286,7 @@ export function runPerlAction(p: PerlActionParams): Promise<unknown> {
       } catch {
         answer = undefined;
       }
-      if (stopped || !answer?.ok) {
+      if (stopped || (!answer?.ok && p.terminateBackendsOnFailure !== false)) {
         await terminateJobBackends(p.client, p.jobId).catch(() => 0);
       }
       p.log.debug(`BackgroundJob ID ${p.jobId}: Perl process ${child.pid ?? '-'} finished after ${Date.now() - started} ms (exit ${code ?? signal})`);

@@ -1,27 +1,26 @@
 // CSV import of 1,000 customers as kivitendo's web UI hands it over (issue 8 benchmark): the CSV as
-// a session file, the profile, the `once` CsvImport job, SIGALRM — then the time until
-// data.progress.finished, through our daemon and through kivitendo's scripts/task_server.pl on the
-// same installation and database. Prints figures; asserts nothing.
-//   npx tsx bench/csv-import.ts [--rows=1000] [--samples=1] [--tsx] [--poll=100]
-// Our daemon is the single executable (dist/, rebuilt if stale; --tsx: the sources). task_server.pl
-// runs in the foreground (`debug`), its modules loaded once; it is woken only while it sleeps (it
-// ignores SIGALRM while it works), so a warm-up job is run first and each SIGALRM is sent after its
-// "Sleeping" debug line.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+// a session file, the profile, the `once` CsvImport job, SIGALRM — then the time until the first
+// progress and until data.progress.finished, through our daemon and through kivitendo's
+// scripts/task_server.pl on the same installation and database. Prints figures; asserts nothing.
+//   npx tsx bench/csv-import.ts [--rows=1000] [--samples=3] [--tsx] [--poll=100]
+// Both servers run at the same time (a node id each, see bench/lib/sideBySide.ts) and the samples
+// alternate — ours, kivitendo's, ours, … — so that the load of a shared machine hits both alike.
+// Our daemon is the single executable (dist/, rebuilt if stale; --tsx: the sources), its Perl runs
+// forked by the preloaded parent (warmed by a first import that is not counted); task_server.pl
+// runs in the foreground (`debug`) with its modules loaded by a first job, and is woken only while
+// it sleeps (it ignores SIGALRM while it works).
 import minimist from 'minimist';
-import { ensureBinary, readIfExists } from '../test/harness/cli';
+import { ensureBinary } from '../test/harness/cli';
 import { createKivitendoInstallation, type KivitendoInstallation } from '../test/harness/kivitendo';
-import { createCsvImportJob, createWebSession, csvImportFinished, jobData, startOurDaemon } from '../test/harness/webui';
+import { createCsvImportJob, createWebSession, csvImportFinished, jobData } from '../test/harness/webui';
+import { type BenchServer, machineLine, median, secs, startKivitendoServer, startOurServer } from './lib/sideBySide';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const args = minimist(process.argv.slice(2), { boolean: ['tsx'] });
 const ROWS = Number(args.rows ?? 1000);
-const SAMPLES = Number(args.samples ?? 1);
+const SAMPLES = Number(args.samples ?? 3);
 const POLL_MS = Number(args.poll ?? 100);
 
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 let batch = 0;
 function customersCsv(): { csv: string; prefix: string } {
@@ -32,13 +31,15 @@ function customersCsv(): { csv: string; prefix: string } {
   return { csv: lines.join('\r\n') + '\r\n', prefix };
 }
 
-/** One import: job created, SIGALRM to pid, then data polled until finished. */
-async function oneImport(inst: KivitendoInstallation, pid: number) {
+/** One import: job created for the server's node, SIGALRM to it, then data polled until finished. */
+async function oneImport(inst: KivitendoInstallation, server: BenchServer) {
   const { csv, prefix } = customersCsv();
   const sessionId = await createWebSession(inst);
   const { jobId } = await createCsvImportJob(inst, 'Demo', { csv, login: 'taskserver', sessionId, test: 0 });
+  await inst.query('Demo', 'UPDATE background_jobs SET node_id = $1 WHERE id = $2', [server.node, jobId]);
+  await server.untilAsleep();
   const t0 = performance.now();
-  process.kill(pid, 'SIGALRM');
+  server.wake();
   let firstProgress: number | undefined;
   for (;;) {
     const data = await jobData(inst, 'Demo', jobId);
@@ -59,60 +60,37 @@ function report(name: string, runs: { total: number; firstProgress: number }[]) 
   const totals = runs.map((r) => r.total);
   console.log(
     `${name.padEnd(16)} SIGALRM → progress.finished: median ${secs(median(totals))} [${totals.map(secs).join(', ')}]; ` +
-      `SIGALRM → first progress in data: median ${secs(median(runs.map((r) => r.firstProgress)))}; ${(ROWS / (median(totals) / 1000)).toFixed(0)} customers/s`,
+      `SIGALRM → first progress in data: median ${secs(median(runs.map((r) => r.firstProgress)))} [${runs.map((r) => secs(r.firstProgress)).join(', ')}]; ${(ROWS / (median(totals) / 1000)).toFixed(0)} customers/s`,
   );
 }
 
 async function main() {
-  // task_server.pl's debug lines ("Sleeping") tell when it sleeps, the only time SIGALRM wakes it
-  const inst = await createKivitendoInstallation({ config: { task_server: { debug: '1' }, debug: { global_level: 'DEBUG1' } } });
-  const debugLog = path.join(inst.root, 'users', 'kivitendo-debug.log');
-  // (ours logs the same line to the same file: count the lines of one pid)
-  const sleepingLines = (pid: number) => (readIfExists(debugLog) ?? '').split(`[${pid}] debug1: task server: Sleeping`).length - 1;
+  // DEBUG1: task_server.pl's "Sleeping" lines tell when SIGALRM wakes it
+  const inst = await createKivitendoInstallation({ config: { task_server: { debug: '0' }, debug: { global_level: 'DEBUG1' } } });
   try {
     await inst.query('Demo', 'UPDATE background_jobs SET active = false');
-    console.log(`CSV import of ${ROWS} customers, ${SAMPLES} sample(s) each, data polled every ${POLL_MS} ms`);
-
-    // ---- our daemon ----
+    console.log(`CSV import of ${ROWS} customers, ${SAMPLES} sample(s) each, alternating, data polled every ${POLL_MS} ms`);
     const binary = args.tsx ? undefined : ensureBinary();
-    const daemon = await startOurDaemon(inst, { binary });
-    const ours = [];
-    for (let i = 0; i < SAMPLES; i++) ours.push(await oneImport(inst, daemon.pid));
-    report(`kivitendo-task-server (${binary ? 'binary' : 'sources'})`, ours);
-    await daemon.stop();
-
-    // ---- kivitendo's task_server.pl ----
-    const [{ id: warm }] = await inst.query('Demo', `INSERT INTO background_jobs (type, package_name, active, data) VALUES ('once', 'Test', true, '') RETURNING id`);
-    const pl = spawn(inst.perl, ['scripts/task_server.pl', 'debug'], { cwd: inst.root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let plOut = '';
-    pl.stdout.on('data', (d) => (plOut = (plOut + d).slice(-4000)));
-    pl.stderr.on('data', (d) => (plOut = (plOut + d).slice(-4000)));
+    const ours = await startOurServer(inst, binary);
+    const theirs = await startKivitendoServer(inst, 'Demo');
     try {
-      for (;;) {
-        const [job] = await inst.query('Demo', `SELECT last_run_at FROM background_jobs WHERE id = $1`, [warm]);
-        if (job.last_run_at) break;
-        if (pl.exitCode !== null) throw new Error(`task_server.pl exited: ${plOut}`);
-        await sleep(50);
-      }
-      const asleep = async (after: number) => {
-        while (sleepingLines(pl.pid!) <= after) {
-          if (pl.exitCode !== null) throw new Error(`task_server.pl exited: ${plOut}`);
-          await sleep(50);
-        }
-        await sleep(300); // from the debug line to sleep()
-      };
-      await asleep(0);
-      const theirs = [];
+      console.log(`side by side (${machineLine()})`);
+      // not counted: the first run starts our preloaded parent, and loads CsvImport's modules into task_server.pl
+      const firstOurs = await oneImport(inst, ours);
+      const firstTheirs = await oneImport(inst, theirs);
+      console.log(`first imports (not counted): ours ${secs(firstOurs.total)} (first progress ${secs(firstOurs.firstProgress)}, starts the preloaded parent), task_server.pl ${secs(firstTheirs.total)} (${secs(firstTheirs.firstProgress)})`);
+      const o = [];
+      const t = [];
       for (let i = 0; i < SAMPLES; i++) {
-        const before = sleepingLines(pl.pid!);
-        theirs.push(await oneImport(inst, pl.pid!));
-        await asleep(before);
+        o.push(await oneImport(inst, ours));
+        t.push(await oneImport(inst, theirs));
       }
-      report('task_server.pl', theirs);
+      report(`kivitendo-task-server (${binary ? 'binary' : 'sources'})`, o);
+      report('task_server.pl', t);
+      console.log(`ratio ours / task_server.pl: finished ${(median(o.map((r) => r.total)) / median(t.map((r) => r.total))).toFixed(2)}, first progress ${(median(o.map((r) => r.firstProgress)) / median(t.map((r) => r.firstProgress))).toFixed(2)}   (${machineLine()})`);
     } finally {
-      pl.kill('SIGTERM');
-      await sleep(500);
-      if (pl.exitCode === null) pl.kill('SIGKILL');
+      await ours.stop();
+      await theirs.stop();
     }
   } finally {
     inst.remove();

@@ -1,15 +1,19 @@
 // CreatePeriodicInvoices with e-mail (issue "prints and e-mails its invoices"). Prints figures; asserts nothing.
-//   TZ=Europe/Berlin npx tsx bench/periodic-invoices-email.ts [--configs=100] [--skip-perl]
+//   TZ=Europe/Berlin npx tsx bench/periodic-invoices-email.ts [--configs=100] [--skip-perl] [--render-concurrency=N]
 // N monthly configs with send_email, each due this month (the real clock: kivitendo's task_server.pl
 // runs on it too), one recipient each, template set Standard, ZUGFeRD off:
-//  1. this server: native posting, then one kivitendo Perl process printing the PDFs and sending the mails;
+//  1. this server: native posting, then the invoices rendered by [task_server] render_concurrency
+//     Perl processes at once (default: the number of CPUs; --render-concurrency overrides it) and
+//     printed and sent in kivitendo's order by one kivitendo Perl process;
 //  2. kivitendo's own scripts/task_server.pl --run-job on an identical database.
 // Wall time, mails received, peak RSS of this process (it holds the harness, the runner and the job),
 // of the Perl process and of the whole process tree below (Perl + latexmk/pdflatex).
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import minimist from 'minimist';
 import { createPrintRig, type PrintRig } from '../test/harness/goldenPrint';
+import { machineLine } from './lib/sideBySide';
 
 const args = minimist(process.argv.slice(2));
 const CONFIGS = Number(args.configs ?? 100);
@@ -75,6 +79,16 @@ function rssKiB(pid: number): number {
   }
 }
 
+/** Proportional set size: shared pages (a fork's, the preloaded parent's) counted once over the tree. */
+function pssKiB(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
 function comm(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -83,7 +97,7 @@ function comm(pid: number): string {
   }
 }
 
-/** Samples RSS every 50 ms: this process, the largest perl below `root`, the tree below `root`. */
+/** Samples every 50 ms: RSS of this process and of the largest perl below `root`; the tree below `root` as the sum of PSS. */
 function sampler(root: () => number | undefined) {
   const peak = { self: 0, perl: 0, tree: 0 };
   const t = setInterval(() => {
@@ -93,9 +107,8 @@ function sampler(root: () => number | undefined) {
     const pids = r === process.pid ? descendants(r) : [r, ...descendants(r)];
     let tree = 0;
     for (const p of pids) {
-      const kb = rssKiB(p);
-      tree += kb;
-      if (comm(p) === 'perl') peak.perl = Math.max(peak.perl, kb);
+      tree += pssKiB(p);
+      if (comm(p) === 'perl') peak.perl = Math.max(peak.perl, rssKiB(p));
     }
     peak.tree = Math.max(peak.tree, tree);
   }, 50);
@@ -104,8 +117,8 @@ function sampler(root: () => number | undefined) {
 
 const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
 
-async function rig(sql: string): Promise<PrintRig> {
-  const r = await createPrintRig({ sql });
+async function rig(sql: string, config?: Record<string, Record<string, string>>): Promise<PrintRig> {
+  const r = await createPrintRig({ sql, config });
   await r.db.query('VACUUM ANALYZE');
   return r;
 }
@@ -115,7 +128,9 @@ async function main() {
   const start = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-01`;
   const sql = scenarioSql(CONFIGS, start);
 
-  const ours = await rig(sql);
+  const renderConcurrency = args['render-concurrency'] ? String(args['render-concurrency']) : undefined;
+  console.log(`${CONFIGS} configs; ${machineLine()}; render_concurrency ${renderConcurrency ?? `default (${os.cpus().length})`}`);
+  const ours = await rig(sql, renderConcurrency ? { task_server: { render_concurrency: renderConcurrency } } : undefined);
   const s1 = sampler(() => process.pid);
   const t0 = performance.now();
   const r = await ours.run(new Date());
@@ -124,7 +139,9 @@ async function main() {
   const made = (await ours.db.query('SELECT count(*)::int AS n FROM ar')).rows[0].n;
   console.log(`this server: ${CONFIGS} configs with send_email due: ${made} invoices, ${ours.sink.messages.length} mails in ${(ms / 1000).toFixed(1)} s ` +
     `(${(ms / Math.max(1, ours.sink.messages.length)).toFixed(0)} ms per mail); job ${r.history.status}${r.history.error ? ` (${r.history.error.slice(0, 200)})` : ''}`);
-  console.log(`  peak RSS: this process ${mib(s1.peak.self)} (harness + runner + job), Perl child ${mib(s1.peak.perl)}, child tree (Perl + LaTeX) ${mib(s1.peak.tree)}`);
+  console.log(`  peak RSS: this process ${mib(s1.peak.self)} (harness + runner + job), largest Perl process ${mib(s1.peak.perl)}, child tree (preloaded parent, render and printing processes, LaTeX; PSS) ${mib(s1.peak.tree)}`);
+  for (const line of r.log.filter((l) => /render processes|LaTeX: /.test(l))) console.log(`  ${line.replace(/^\S+ /, '')}`);
+  const ourSubjects = subjects(ours);
   await ours.close();
 
   if (args['skip-perl']) return;
@@ -143,8 +160,15 @@ async function main() {
   const made2 = (await theirs.db.query('SELECT count(*)::int AS n FROM ar')).rows[0].n;
   const h = (await theirs.db.query(`SELECT status, error FROM background_job_histories WHERE package_name = 'CreatePeriodicInvoices' ORDER BY id DESC LIMIT 1`)).rows[0];
   console.log(`kivitendo task_server.pl --run-job: ${made2} invoices, ${theirs.sink.messages.length} mails in ${(ms2 / 1000).toFixed(1)} s (exit ${code}); job ${h?.status}${h?.error ? ` (${String(h.error).slice(0, 200)})` : ''}`);
-  console.log(`  peak RSS: task_server.pl ${mib(s2.peak.perl)}, its tree (Perl + LaTeX) ${mib(s2.peak.tree)}`);
+  console.log(`  peak RSS: task_server.pl ${mib(s2.peak.perl)}, its tree (Perl + LaTeX; PSS) ${mib(s2.peak.tree)}`);
+  const same = JSON.stringify(subjects(theirs)) === JSON.stringify(ourSubjects);
+  console.log(`ratio ours / task_server.pl: ${(ms / ms2).toFixed(2)}; mails sent in the same order with the same subjects: ${same ? 'yes' : 'NO'}   (${machineLine()})`);
   await theirs.close();
+}
+
+/** The subjects of the mails in the order the SMTP sink received them. */
+function subjects(r: PrintRig): string[] {
+  return r.sink.messages.map((m) => `${m.envelopeTo.join(',')} ${m.headers.subject ?? '?'}`);
 }
 
 main().then(

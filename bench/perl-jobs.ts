@@ -1,6 +1,9 @@
 // kivitendo's own Perl packages through the daemon (issue 8, deliverable 5). Prints figures; asserts nothing.
 //   npx tsx bench/perl-jobs.ts [--runs=100] [--clients=4] [--samples=5] [--batches=4] [--settle=60] [--hang-limit=12] [--tsx] [--no-perl-daemon]
+//   npx tsx bench/perl-jobs.ts --compare=8 [--tsx]   (only section 0)
 // On a throwaway kivitendo installation (kivitendo's real tree, see test/harness/kivitendo.ts):
+//  0. --compare=N: our daemon (warm: preloaded parent) and kivitendo's task_server.pl running side by
+//     side, N samples each, alternating: SIGALRM → history row of the same Perl package (KtsBench);
 //  1. the daemon (dist/ single executable, rebuilt if stale; --tsx: sources) idle: VmRSS, RssAnon;
 //  2. a `once` job of kivitendo's Test code through Perl (package KtsBench, a subclass of
 //     SL::BackgroundJob::Test, so the native Test module does not take it): SIGALRM → history row,
@@ -19,9 +22,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { DAEMON_V8_FLAGS } from '../src/daemon/detach';
 import { alive, ensureBinary, spawnCli } from '../test/harness/cli';
-import { createKivitendoInstallation } from '../test/harness/kivitendo';
+import { createKivitendoInstallation, type KivitendoInstallation } from '../test/harness/kivitendo';
+import { type BenchServer, machineLine, median, secs, startKivitendoServer, startOurServer } from './lib/sideBySide';
 
 const args = minimist(process.argv.slice(2), { boolean: ['tsx', 'perl-daemon'], default: { 'perl-daemon': true } });
+const COMPARE = Number(args.compare ?? 0);
 const RUNS = Number(args.runs ?? 100);
 const CLIENTS = Number(args.clients ?? 4);
 const SAMPLES = Number(args.samples ?? 5);
@@ -30,8 +35,6 @@ const BATCHES = Number(args.batches ?? 4);
 const HANG_LIMIT_S = Number(args['hang-limit'] ?? 12);
 
 const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function status(pid: number) {
   const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -98,11 +101,49 @@ function watchChildren(daemon: number) {
   return { stop: () => (clearInterval(timer), { max, seen }) };
 }
 
+/** Section 0: ours and task_server.pl at the same time, samples alternating. */
+async function compare(inst: KivitendoInstallation, client: string, binary: string | undefined) {
+  const latency = async (s: BenchServer) => {
+    await s.untilAsleep();
+    const [{ id }] = await inst.query<{ id: number }>(client, `INSERT INTO background_jobs (type, package_name, active, data, node_id) VALUES ('once', 'KtsBench', true, '---' || chr(10) || 'result: bench' || chr(10), $1) RETURNING id`, [s.node]);
+    const t0 = performance.now();
+    s.wake();
+    for (;;) {
+      const [j] = await inst.query(client, 'SELECT last_run_at FROM background_jobs WHERE id = $1', [id]);
+      if (j.last_run_at) return performance.now() - t0;
+      await sleep(5);
+    }
+  };
+  const ours = await startOurServer(inst, binary);
+  const theirs = await startKivitendoServer(inst, client);
+  try {
+    console.log(`side by side (${machineLine()}); our daemon pid ${ours.pid}, task_server.pl pid ${theirs.pid}`);
+    // The first run of each loads what it needs (our preloaded parent, their require of the package).
+    const firstOurs = await latency(ours);
+    const firstTheirs = await latency(theirs);
+    const o: number[] = [];
+    const t: number[] = [];
+    for (let i = 0; i < COMPARE; i++) {
+      o.push(await latency(ours));
+      t.push(await latency(theirs));
+    }
+    console.log(`once KtsBench job, SIGALRM → history row, ${COMPARE} samples each, alternating:`);
+    console.log(`  kivitendo-task-server (warm)  median ${secs(median(o))} [${o.map(secs).join(', ')}]; first run (starts the parent) ${secs(firstOurs)}`);
+    console.log(`  task_server.pl                median ${secs(median(t))} [${t.map(secs).join(', ')}]; first run ${secs(firstTheirs)}`);
+    console.log(`  ratio ours / task_server.pl   ${(median(o) / median(t)).toFixed(2)}   (${machineLine()})`);
+    console.log(`  our daemon ${rssLine(ours.pid)}; ${parentLine(ours.pid)}; task_server.pl ${rssLine(theirs.pid)}`);
+  } finally {
+    await ours.stop();
+    await theirs.stop();
+  }
+}
+
 async function main() {
   const names = Array.from({ length: CLIENTS }, (_, i) => `P${i + 1}`);
   const inst = await createKivitendoInstallation({
     clients: names.map((name) => ({ name })),
-    config: { task_server: { debug: '0', 'job_time_limit.KtsBenchHang': `${HANG_LIMIT_S}s` }, debug: { global_level: 'NONE' } },
+    // DEBUG1: task_server.pl's "Sleeping" lines tell when SIGALRM wakes it (section 0)
+    config: { task_server: { debug: '0', 'job_time_limit.KtsBenchHang': `${HANG_LIMIT_S}s` }, debug: { global_level: COMPARE ? 'DEBUG1' : 'NONE' } },
   });
   for (const n of names) await inst.query(n, 'UPDATE background_jobs SET active = false');
   inst.addJobPackage('KtsBench', 'package SL::BackgroundJob::KtsBench;\nuse strict;\nuse parent qw(SL::BackgroundJob::Test);\n1;\n');
@@ -127,8 +168,14 @@ async function main() {
     return performance.now() - t0;
   };
 
-  // ---- this server ----
   const binary = args.tsx ? undefined : ensureBinary();
+  if (COMPARE) {
+    await compare(inst, names[0], binary);
+    inst.remove();
+    process.exit(0);
+  }
+
+  // ---- this server ----
   const pidFileOf = path.join(inst.root, 'users', 'pid', 'config.kivitendo.conf.pid');
   // Cold: a daemon that starts a cold perl per run.
   fs.writeFileSync(path.join(inst.root, 'config', 'cold.conf'), fs.readFileSync(inst.configFile, 'utf8') + '\n[task_server]\nperl_preload_idle = 0\n');

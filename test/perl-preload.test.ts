@@ -107,7 +107,9 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     const f2 = forkOf(server, b);
     assert.equal(f2.parent, f1.parent, 'the same preloaded parent');
     assert.notEqual(f2.child, f1.child, 'a fresh child per run');
-    assert.ok(!alive(f1.child) && !alive(f2.child), 'each child exited after its run: its memory went back to the OS');
+    // The row is written once a child has reported and closed its output; its exit (the kernel
+    // tearing down a fork of a 200 MiB parent) follows within moments.
+    await waitFor('each child to exit after its run: its memory went back to the OS', async () => !alive(f1.child) && !alive(f2.child), 5000, server);
     assert.ok(alive(f1.parent), 'the parent waits for the next run');
     assert.match(server.out.stderr, new RegExp(`Preloaded Perl parent ${f1.parent} started: kivitendo's modules loaded in \\d+ ms`));
     // Its backends carried the job (PGAPPNAME per run), and no session row of the runs is left.

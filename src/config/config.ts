@@ -1,6 +1,7 @@
 // kivitendo.conf → one typed, plain (serialisable) Config object. Lookup order and merge rules as
 // task_server.pl (spec task-server.md §2.1 step 3–4, §4.1).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { mergeSections, parseConfigStd, perlTrue, Sections } from './configStd';
 import { isFile } from '../fsutil';
@@ -62,6 +63,12 @@ export interface Config {
      * after this long without a run (default 5 min); 0: a cold perl per run.
      */
     perlPreloadIdleMs: number;
+    /**
+     * `[task_server] render_concurrency`: Perl processes that render (LaTeX) the invoices of one
+     * CreatePeriodicInvoices run at the same time before they are printed and sent in order
+     * (default: the number of CPUs); 1: one after the other, in the printing process itself.
+     */
+    renderConcurrency: number;
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -218,6 +225,7 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       perlPackages: packageList(ts.perl_packages ?? '', '[task_server] perl_packages'),
       forceNativePackages: packageList(ts.force_native_packages ?? '', '[task_server] force_native_packages'),
       perlPreloadIdleMs: !ts.perl_preload_idle?.trim() ? 300_000 : /^\s*0\s*$/.test(ts.perl_preload_idle) ? 0 : parseDuration(ts.perl_preload_idle, '[task_server] perl_preload_idle'),
+      renderConcurrency: positiveInt(sections, 'task_server', 'render_concurrency', Math.max(1, os.cpus().length)),
     },
     notifyOnFailure: {
       sendEmailTo: get('task_server/notify_on_failure', 'send_email_to'),

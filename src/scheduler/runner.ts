@@ -240,7 +240,8 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string, glueNote: strin
   try {
     r = (await runPerlAction({
       config: p.config, log: p.log, client: p.client, user: p.user,
-      action: 'run_job', request: { job_id: p.job.id }, jobId: p.job.id,
+      // package_name: the preloaded Perl parent loads the package for the runs after this one
+      action: 'run_job', request: { job_id: p.job.id, package_name: name }, jobId: p.job.id,
       timeLimitMs: timeLimitFor(p.config, undefined, name), signal: p.shutdown, label: `job package ${name}`,
     })) as PerlJobResult;
   } catch (e) {

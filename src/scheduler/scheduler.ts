@@ -288,7 +288,13 @@ export class Scheduler {
         this.log.debug(' No jobs to execute found');
         return;
       }
-      this.startRunner(state);
+      // With a slot free now the runner goes on with this connection: a connection (and its
+      // authentication) less between SIGALRM and the job's start. Otherwise it connects when its
+      // slot comes, so no idle connections pile up behind the concurrency limit.
+      if (!this.stopping && this.runSlots.tryAcquire()) {
+        this.startRunner(state, db);
+        db = undefined;
+      } else this.startRunner(state);
     } catch (e) {
       this.clientFailed(state, e as Error);
     } finally {
@@ -317,9 +323,10 @@ export class Scheduler {
     this.onFailure(event).catch((e) => this.log.warn(`Sending a failure notification failed: ${(e as Error).message}`));
   }
 
-  private startRunner(state: ClientState) {
+  /** `db`: an open connection to the client's database that comes with a slot already taken. */
+  private startRunner(state: ClientState, db?: Client) {
     state.running = true;
-    const p = this.runClient(state)
+    const p = this.runClient(state, db)
       .catch((e) => this.clientFailed(state, e as Error))
       .finally(() => {
         state.running = false;
@@ -331,12 +338,12 @@ export class Scheduler {
   }
 
   /** Runs the due jobs of one client one after the other (kivitendo's order within a client). */
-  private async runClient(state: ClientState): Promise<void> {
-    await this.runSlots.acquire();
-    let db: Client | undefined;
+  private async runClient(state: ClientState, polled?: Client): Promise<void> {
+    if (!polled) await this.runSlots.acquire();
+    let db = polled;
     try {
       if (this.stopping) return;
-      db = await openConnection(clientDbParams(state.row), { applicationName: 'kivitendo-task-server' });
+      db ??= await openConnection(clientDbParams(state.row), { applicationName: 'kivitendo-task-server' });
       const user = await this.withAuth((auth) =>
         loadUserById(auth, state.row.task_server_user_id, { language: this.config.system.language, kivitendoDir: this.config.kivitendoDir }),
       );

@@ -17,6 +17,13 @@ export class Semaphore {
     });
   }
 
+  /** Takes a slot only if one is free now, past nobody waiting. */
+  tryAcquire(): boolean {
+    if (this.active >= this.limit || this.waiting.length) return false;
+    this.active += 1;
+    return true;
+  }
+
   release(): void {
     this.active -= 1;
     this.dispatch();

@@ -1,8 +1,12 @@
 // Print and customer e-mail of the posted invoices (spec periodic-invoices.md §5.1, §5.2) through
 // kivitendo's own Perl code: nearly every company has edited its invoice template, so only
 // kivitendo's print pipeline (Form::parse_template, SL::Helper::CreatePDF with ZUGFeRD, SL::Mailer)
-// prints them as kivitendo does. One Perl process per run, after the posting has committed;
-// the action is src/jobs/perl/actions/periodic_invoices_output.pl.
+// prints them as kivitendo does. One Perl process per run prints and mails, after the posting has
+// committed, in kivitendo's order; render processes beside it run LaTeX ahead on every core
+// ([task_server] render_concurrency). The action is src/jobs/perl/actions/periodic_invoices_output.pl.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Client } from '../../db/pg';
 import { runPerlAction } from '../perl/child';
 import type { JobContext } from '../types';
@@ -73,18 +77,18 @@ export function hasOutput(q: OutputQueue): boolean {
 export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: RunLists, timeLimitMs: number): Promise<void> {
   const byId = new Map([...queue.print, ...queue.email].map((i) => [i.id, i]));
   const row = (id: number) => byId.get(id)?.row ?? { id };
+  // Render processes pay off only when they start in milliseconds (forked by the preloaded parent);
+  // a cold perl each would first spend seconds loading kivitendo.
+  const shares = ctx.config.taskServer.perlPreloadIdleMs > 0 ? renderShares(queue, ctx.config.taskServer.renderConcurrency) : [];
+  const latexCache = shares.length > 1 ? fs.mkdtempSync(path.join(os.tmpdir(), 'kts-latex-')) : undefined;
   let result: OutputResult;
+  // The printing process starts with the render processes and waits, invoice by invoice, for theirs.
+  const rendered = latexCache ? renderAhead(ctx, shares, latexCache, timeLimitMs) : undefined;
   try {
     result = (await runPerlAction({
-      config: ctx.config,
-      log: ctx.log,
-      client: ctx.client,
-      user: ctx.user,
-      action: OUTPUT_ACTION,
-      request: { print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id) },
-      jobId: ctx.job.id,
+      ...outputRun(ctx),
+      request: { ...PACKAGE, print: queue.print.map((i) => i.id), email: queue.email.map((i) => i.id), latex_cache: latexCache },
       timeLimitMs,
-      signal: ctx.signal,
       label: 'CreatePeriodicInvoices printing/e-mailing',
     })) as OutputResult;
   } catch (e) {
@@ -100,6 +104,9 @@ export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: 
       lists.emailedFailed.push([i.row, why]);
     }
     return;
+  } finally {
+    await rendered?.catch(() => undefined);
+    if (latexCache) fs.rmSync(latexCache, { recursive: true, force: true });
   }
   const r = result ?? ({} as Partial<OutputResult>);
   lists.printed.push(...(r.printed ?? []).map(row));
@@ -111,4 +118,57 @@ export async function deliverOutput(ctx: JobContext, queue: OutputQueue, lists: 
     `CreatePeriodicInvoices: printed ${lists.printed.length} and e-mailed ${lists.emailed.length} invoice(s) through kivitendo's Perl code; ` +
       `${lists.printedFailed.length} print(s) and ${lists.emailedFailed.length} mail(s) failed`,
   );
+}
+
+/** What every Perl run of the output step shares. */
+function outputRun(ctx: JobContext) {
+  return { config: ctx.config, log: ctx.log, client: ctx.client, user: ctx.user, action: OUTPUT_ACTION, jobId: ctx.job.id, signal: ctx.signal };
+}
+
+/** package_name: the preloaded Perl parent loads kivitendo's package for the runs after this one. */
+const PACKAGE = { package_name: 'CreatePeriodicInvoices' };
+
+/**
+ * The run's LaTeX work split among up to `concurrency` render processes: every print and every
+ * mail is one LaTeX run in kivitendo, dealt out in turn so that each process gets a like share.
+ * Fewer than two shares: nothing to gain, the printing process renders as before.
+ */
+export function renderShares(queue: OutputQueue, concurrency: number): { print: number[]; email: number[] }[] {
+  const steps = [...queue.print.map((i) => ['print', i.id] as const), ...queue.email.map((i) => ['email', i.id] as const)];
+  const n = Math.min(concurrency, steps.length);
+  if (n < 2) return [];
+  const shares = Array.from({ length: n }, () => ({ print: [] as number[], email: [] as number[] }));
+  steps.forEach(([kind, id], k) => shares[k % n][kind].push(id));
+  return shares;
+}
+
+/**
+ * Renders the shares at the same time, each in a Perl process of its own (forked by the preloaded
+ * parent): kivitendo's print and mail code with nothing leaving the process, keeping the PDFs LaTeX
+ * makes in latexCache for the printing process. A render process that fails costs only time: the
+ * printing process compiles what it does not find.
+ */
+async function renderAhead(ctx: JobContext, shares: { print: number[]; email: number[] }[], latexCache: string, timeLimitMs: number): Promise<void> {
+  const t0 = Date.now();
+  try {
+    await Promise.all(
+      shares.map((share, k) =>
+        runPerlAction({
+          ...outputRun(ctx),
+          request: { ...PACKAGE, ...share, latex_cache: latexCache, render: 1 },
+          timeLimitMs,
+          label: `CreatePeriodicInvoices rendering (${k + 1} of ${shares.length})`,
+          // the printing process of the job runs beside it with the same application_name
+          terminateBackendsOnFailure: false,
+        }).catch((e) => {
+          if (!ctx.signal.aborted) ctx.log.warn(`BackgroundJob ID ${ctx.job.id}: ${(e as Error).message}; the printing process renders that share itself`);
+        }),
+      ),
+    );
+  } finally {
+    // The printing process waits for nothing more.
+    fs.writeFileSync(path.join(latexCache, 'renders-done'), '');
+  }
+  const pdfs = fs.readdirSync(latexCache).filter((f) => f.endsWith('.pdf')).length;
+  ctx.log.info(`CreatePeriodicInvoices: ${shares.length} render processes made ${pdfs} PDF(s) in ${Date.now() - t0} ms`);
 }

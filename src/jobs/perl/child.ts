@@ -47,6 +47,12 @@ export interface PerlActionParams {
   signal?: AbortSignal;
   /** Names the run in messages, e.g. "job package CsvImport"; default from action and job id. */
   label?: string;
+  /**
+   * false: a run that fails leaves the job's other backends alone (a render process of
+   * CreatePeriodicInvoices beside the printing process of the same job); the time limit and
+   * shutdown still terminate them. Default true.
+   */
+  terminateBackendsOnFailure?: boolean;
   /** Called with the child's pid once it runs (tests, benchmarks). */
   onSpawn?: (pid: number) => void;
 }
@@ -186,6 +192,16 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
       spawnError = e;
       if (child.pid === undefined) void finish(null, null);
     });
+    // The glue closes stdout and stderr, then writes its answer and closes the result channel, and
+    // exits: with all three at their end and an answer in hand the run is over, without waiting for
+    // the kernel to tear the process down (milliseconds for a fork of the preloaded parent).
+    let streamsEnded = 0;
+    let answered = false;
+    for (const s of [child.stdout, child.stderr, control]) {
+      s?.on('end', () => {
+        if (++streamsEnded === 3 && answers.complete) void ((answered = true), finish(0, null));
+      });
+    }
     child.on('close', (code: number | null, signal: NodeJS.Signals | null) => void finish(code, signal));
     // 'close' waits for stdout/stderr, which something the package started may still hold: once
     // perl itself is gone, its group is killed, and the run ends shortly after in any case.
@@ -203,14 +219,17 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
       stops.disarm();
       // Nothing of the run may outlive it: leftovers in its group, backends it left open, the
       // preloaded parent's socket for it. A forked child is not ours to reap, so wait until the
-      // kernel has really ended it before the history row says it was killed.
+      // kernel has really ended it before the history row says it was killed (not needed once it
+      // answered and closed its output: then it only has its _exit left).
       killGroup(child.pid, 'SIGKILL');
-      if (child.pid) await untilGone(child.pid, 2000);
+      if (child.pid && !answered) await untilGone(child.pid, 2000);
       if (child.pid) untrackGroup(child.pid);
       forked?.release();
       const answer = answers.answer<Answer>();
       const stopped = stops.stopped();
-      if (stopped || !answer?.ok) await terminatePerlRunBackends(p.client, p.jobId).catch(() => 0);
+      if (stopped || (!answer?.ok && p.terminateBackendsOnFailure !== false)) {
+        await terminatePerlRunBackends(p.client, p.jobId).catch(() => 0);
+      }
       const dropped = output.summary();
       if (dropped) p.log.info(`BackgroundJob ID ${p.jobId} perl: ${dropped}`);
       p.log.debug(`BackgroundJob ID ${p.jobId}: Perl process ${child.pid ?? '-'} finished after ${Date.now() - started} ms (exit ${code ?? signal})`);

@@ -30,6 +30,11 @@ use POSIX ();
 
 my $json = JSON::PP->new->utf8->canonical->allow_nonref->allow_blessed;
 
+# KTS_PERL_TIMING=1: one stderr line per phase of a run (milliseconds since the fork), for profiling.
+my ($timing_t0, $timing);
+if ($ENV{KTS_PERL_TIMING}) { require Time::HiRes; $timing_t0 = Time::HiRes::time(); }
+sub timing { return unless $timing_t0; $timing .= sprintf(' %s=%d', $_[0], 1000 * (Time::HiRes::time() - $timing_t0)); }
+
 # Should our parent die without stopping us (the server killed with -9, or the preloaded parent),
 # the kernel sends us SIGKILL: no orphan keeps running a job nobody records.
 # prctl(PR_SET_PDEATHSIG, SIGKILL); best effort, Linux only.
@@ -51,6 +56,8 @@ my @PRELOAD = qw(CGI SL::LxOfficeConf SL::Auth SL::LXDebug SL::Locale SL::Form S
 my $control;
 my $phase = 'init';
 my $job;
+my $standby;       # the preloaded parent's child forked ahead of its run: { pid, fh }
+my ($config_read, $config_signature);   # the configuration the preloaded parent read
 
 if (($ARGV[0] // '') eq 'preload') {
   preload_parent();
@@ -74,7 +81,7 @@ serve($request);
 # (process group) of its own, with stdout, stderr and the result channel on three connections to
 # the server's socket PATH. STDOUT carries the parent's reports to the server, one JSON line each:
 #   { ready => 1, ms => N } | { ready => 0, error => TEXT }, { run => N, pid => P },
-#   { run => N, pid => P, exit => CODE, signal => SIG }
+#   { run => N, pid => P, exit => CODE, signal => SIG }, { retire => 1 } (take no more runs)
 # The parent exits when STDIN closes (after its children) or when it was idle for KTS_PRELOAD_IDLE s.
 sub preload_parent {
   require IO::Select;
@@ -89,6 +96,7 @@ sub preload_parent {
     $report->({ ready => 0, error => "$@" });
     POSIX::_exit(0);
   }
+  warm_parent();
   $report->({ ready => 1, ms => int(1000 * (Time::HiRes::time() - $t0)) });
 
   my $idle   = $ENV{KTS_PRELOAD_IDLE} || 0;
@@ -101,6 +109,7 @@ sub preload_parent {
   my $select = IO::Select->new(\*STDIN);
   while (1) {
     while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
+      undef $standby if $standby && $standby->{pid} == $pid;
       my $run = delete $kids{$pid};
       next unless defined $run;
       my $status = $?;
@@ -120,31 +129,150 @@ sub preload_parent {
       my $line = $1;
       next unless $line =~ /\S/;
       my $msg = eval { $json->decode($line) } or next;
-      my $pid = fork;
+      $report->({ retire => 1 }) if !config_for($msg->{request});
+      my $pid = take_run($msg, $me);
       if (!defined $pid) {
         $report->({ run => $msg->{run}, pid => undef, error => "fork failed: $!" });
         next;
       }
-      if (!$pid) {
-        forked_child($msg, $me);
-        POSIX::_exit(70);
-      }
       $kids{$pid} = $msg->{run};
       $report->({ run => $msg->{run}, pid => $pid });
       $last = Time::HiRes::time();
+      learn_package($msg->{request}{params}{package_name});
+      # The next run's child, forked now rather than when that run is asked for.
+      $standby = fork_standby($me);
     }
   }
+  # The standby reads end-of-file and exits.
+  close $standby->{fh} if $standby;
+}
+
+# A child forked ahead of its run (Resque's and Minion's pre-forking): it has left the parent's
+# session and waits for its request on a pipe, so a run does not wait for the fork of a 200 MiB
+# parent. Forked only after a run was taken, so it has the configuration that run found.
+sub fork_standby {
+  my ($parent) = @_;
+  pipe(my $reader, my $writer) or return undef;
+  my $pid = fork;
+  return undef unless defined $pid;
+  if (!$pid) {
+    close $writer;
+    child_leaves_parent($parent);
+    my $line = <$reader>;
+    POSIX::_exit(0) unless defined $line;
+    close $reader;
+    forked_child($json->decode($line));
+    POSIX::_exit(70);
+  }
+  close $reader;
+  $writer->autoflush(1);
+  return { pid => $pid, fh => $writer };
+}
+
+# The run's child: the standby if it is still there, else a fresh fork. Returns its pid.
+sub take_run {
+  my ($msg, $parent) = @_;
+  if (my $s = $standby) {
+    undef $standby;
+    local $SIG{PIPE} = 'IGNORE';
+    my $ok = print { $s->{fh} } $json->encode($msg), "\n";
+    close $s->{fh};
+    return $s->{pid} if $ok;
+  }
+  my $pid = fork;
+  return $pid if !defined $pid || $pid;
+  child_leaves_parent($parent);
+  forked_child($msg);
+  POSIX::_exit(70);
+}
+
+# kivitendo's configuration, read once by the parent the way a run reads it, so that a run need not
+# parse it again. Returns false when the file changed since (or another file is asked for): that
+# run reads it itself, and the parent is to be replaced — kivitendo applies the config's
+# [environment] once per process, so the new one needs a fresh parent.
+sub config_signature {
+  my ($file) = @_;
+  require Time::HiRes;
+  return join "\0", $file, map { my @s = Time::HiRes::stat($_); @s ? "@s[0, 1, 7, 9, 10]" : '-' }
+    "$ROOT/config/kivitendo.conf.default", "$ROOT/config/lx_office.conf.default", $file;
+}
+sub config_for {
+  my ($request) = @_;
+  my $signature = config_signature($request->{config_file});
+  if (!$config_read) {
+    $config_read = 1;
+    # A config that does not read is left to the run, which reports why.
+    local $SIG{__WARN__} = sub { };
+    $config_signature = $signature if eval { SL::LxOfficeConf->read($request->{config_file}); 1 };
+  }
+  return 0 if !defined $config_signature || $signature ne $config_signature;
+  $request->{kts_config_read} = 1;
+  return 1;
+}
+
+# What a warm run would otherwise load or parse itself, none of it client-specific: the locale
+# texts (a run spent three quarters of its time parsing locale/de/all) and every SL::DB class with
+# its Rose metadata. Job packages follow as they are run (learn_package).
+sub warm_parent {
+  # Locale->new calls $::lxdebug; a real LXDebug must not be made here: it reads its configuration
+  # once per process, and the parent has none.
+  local $::lxdebug = bless {}, 'KTS::QuietDebug';
+  for my $all (sort glob 'locale/*/all') {
+    my ($country) = $all =~ m{^locale/([^/]+)/all$} or next;
+    eval { Locale->new($country); 1 };
+  }
+  # Locale's first load switches STDOUT/STDERR to :utf8; the parent's reports are bytes.
+  binmode STDOUT;
+  binmode STDERR;
+  parent_require('SL::DB::Helper::ALL');
+}
+
+# A job package, with what it requires when it runs (CsvImport: its controller, the web UI's main
+# hand-off; CreatePeriodicInvoices' printing: the LaTeX driver), is loaded once its first run (or
+# action run on its behalf: params.package_name) was taken, for the runs after it: the parent holds the
+# packages this installation runs, as kivitendo's server does, not all of them.
+my %RUN_TIME_MODULES = (CsvImport => [ 'SL::Controller::CsvImport' ], CreatePeriodicInvoices => [ 'SL::Template::LaTeX' ]);
+my %learned;
+sub learn_package {
+  my ($name) = @_;
+  return if !defined $name || $name !~ m/^[A-Z][A-Za-z0-9]+$/ || $learned{$name}++;
+  parent_require($_) for "SL::BackgroundJob::$name", @{ $RUN_TIME_MODULES{$name} || [] };
+}
+
+# A module that does not load in the parent is left for the run, which reports it as a cold perl would.
+sub parent_require {
+  my ($module) = @_;
+  if (!eval "require $module; 1") {
+    # Forget the failed load, so the run's own require fails with the real reason again
+    # ("Can't locate …", the compile error) instead of "Attempt to reload … aborted".
+    delete $INC{$_} for grep { !defined $INC{$_} } keys %INC;
+  }
+  # A fork must never share a database socket: nothing loaded may keep a connection.
+  eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
+  eval { SL::DB->db_cache->clear; 1 };
+}
+
+{
+  package KTS::QuietDebug;
+  our $AUTOLOAD;
+  sub AUTOLOAD { return }
+  sub DESTROY { }
 }
 
 # One run in a child of the preloaded parent: its own session, PGAPPNAME of its job, its output to
 # the server, then the same code as a cold child.
-sub forked_child {
-  my ($msg, $parent) = @_;
+sub child_leaves_parent {
+  my ($parent) = @_;
   $SIG{CHLD} = 'DEFAULT';
   POSIX::setsid();
   set_pdeathsig();
   POSIX::_exit(71) if getppid() != $parent;
   srand();
+}
+
+sub forked_child {
+  my ($msg) = @_;
+  $timing_t0 = Time::HiRes::time() if $timing_t0;
   $ENV{PGAPPNAME} = $msg->{pgappname};
   my %sock;
   for my $name (qw(control stdout stderr)) {
@@ -158,6 +286,9 @@ sub forked_child {
   open(STDIN,  '<',  '/dev/null');
   open(STDOUT, '>&', $sock{stdout}) or POSIX::_exit(73);
   open(STDERR, '>&', $sock{stderr}) or POSIX::_exit(73);
+  # As Locale's first load leaves them in a cold perl (here the parent loaded the locale texts).
+  binmode STDOUT, ':utf8';
+  binmode STDERR, ':utf8';
   close $sock{stdout};
   close $sock{stderr};
   # As a cold perl's STDERR: unbuffered, so the last words before a crash reach the log.
@@ -165,6 +296,7 @@ sub forked_child {
   $control = $sock{control};
   fcntl($control, F_SETFD, fcntl($control, F_GETFD, 0) | FD_CLOEXEC);
   $| = 1;
+  timing('connected');
   serve($msg->{request});
 }
 
@@ -208,14 +340,17 @@ sub serve {
 
 sub reply {
   my ($answer) = @_;
-  print $control $json->encode($answer), "\n";
-  close $control;
-  STDOUT->flush;
-  STDERR->flush;
+  print STDERR "kts-timing$timing\n" if $timing;
   # _exit skips END blocks, File::Temp's clean-up among them: remove the run's temporary files
   # (kivitendo's merge_pdfs and parse_and_create_pdf leave UNLINK files under users/) the way
-  # task_server.pl does after each pass.
+  # task_server.pl does after each pass — before the answer, which ends the run for the server.
   eval { File::Temp::cleanup() } if defined &File::Temp::cleanup;
+  # Output first, the answer last: once all three are closed the run is over for the server, which
+  # need not wait for the kernel to tear down this process (a fork of a 200 MiB parent).
+  close STDOUT;
+  close STDERR;
+  print $control $json->encode($answer), "\n";
+  close $control;
   # Then skip global destruction: DESTROY noise after the result would only confuse the log, and
   # the database handles and session are closed already (finish_kivitendo).
   POSIX::_exit(0);
@@ -236,7 +371,13 @@ sub initialize_kivitendo {
   # YAML.pm instead of YAML::XS, as in task_server.pl and the web UI. Job data is read and written
   # with the same module (its formatting, and `null` is the string "null" there).
   eval "require $_; 1" or die $@ for @PRELOAD;
-  SL::LxOfficeConf->read($req->{config_file});
+  timing('modules');
+  # A child of the preloaded parent has it already when it is unchanged on disk.
+  if (!$req->{kts_config_read}) {
+    %::lx_office_conf = ();
+    SL::LxOfficeConf->read($req->{config_file});
+  }
+  timing('config');
 
   $::lxdebug = LXDebug->new;
   $::locale  = Locale->new($::lx_office_conf{system}->{language});
@@ -245,6 +386,7 @@ sub initialize_kivitendo {
 
   $::auth->set_client($req->{client_id}) or die "client ID $req->{client_id} not found in the authentication database\n";
   $::form->{__ERROR_HANDLER} = sub { die @_ };
+  timing('set_client');
 
   $::instance_conf = SL::InstanceConfiguration->new;
   $::request       = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
@@ -258,6 +400,7 @@ sub initialize_kivitendo {
   die "cannot find user $login\n" unless $::myconfig{login};
   $::locale = Locale->new($::myconfig{countrycode} || $::lx_office_conf{system}->{language})
     or die "cannot find locale for user $login\n";
+  timing('user_locale');
   $phase = 'load';
 }
 
@@ -266,6 +409,9 @@ sub initialize_kivitendo {
 sub finish_kivitendo {
   eval { SL::DB->client->dbh->rollback };
   eval { $::auth->destroy_session if $::auth };
+  # Its backends end now, before the server records the run.
+  eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
+  timing('finish');
 }
 
 sub run_job {
@@ -273,17 +419,20 @@ sub run_job {
 
   $job = SL::DB::Manager::BackgroundJob->find_by(id => $req->{job_id})
     or die "background job ID $req->{job_id} not found\n";
+  timing('job_row');
   my $name = $job->package_name // '';
   die "invalid package name '$name'\n" unless $name =~ m/^[A-Z][A-Za-z0-9]+$/;
   my $package = "SL::BackgroundJob::$name";
 
   $phase = 'load';
   eval "require $package; 1" or die $@;
+  timing('package');
 
   # As SL::DB::BackgroundJob::run: a fresh package object, the job row as argument; its return
   # value is the history's result, the job's data after the run the history's data.
   $phase = 'run';
   my $result = $package->new->run($job);
+  timing('run');
 
   return {
     ok     => 1,

@@ -126,7 +126,7 @@ class PerlParent {
 
   /** One report line of the parent: ready, a run forked (or not), a run's exit. */
   private onReport(line: string, readyTimer: NodeJS.Timeout, started: number) {
-    let m: { ready?: 0 | 1; ms?: number; error?: string; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
+    let m: { ready?: 0 | 1; ms?: number; error?: string; retire?: 1; run?: number; pid?: number | null; exit?: number | null; signal?: number | null };
     try {
       m = JSON.parse(line);
     } catch {
@@ -142,6 +142,8 @@ class PerlParent {
       this.markReady(!!m.ready);
       return;
     }
+    // kivitendo's config changed on disk: the parent read the old one; the next run gets a new parent.
+    if (m.retire) return void (this.retired || this.retire());
     const pending = m.run !== undefined ? this.runs.get(m.run) : undefined;
     const isFork = m.exit === undefined && m.signal === undefined;
     if (!pending) {

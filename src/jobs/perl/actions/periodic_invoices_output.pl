@@ -5,11 +5,28 @@
 # kivitendo's translated error texts are exactly kivitendo's.
 #
 # Request:  { print => [ar id, ...], email => [ar id, ...] }   (in posting order, as kivitendo queues them)
+#           latex_cache => DIR (optional), render => 1 (optional, see below)
 # Result:   { printed => [ar id], printed_failed => [[ar id, error]], emailed => [ar id],
 #             emailed_failed => [[ar id, error]], job_errors => [text] }
+#
+# Printing on every core: LaTeX is nearly all of the time, and kivitendo runs it one invoice after
+# the other. So the server first runs this action with `render => 1` in several processes at once,
+# each on a share of the invoices: kivitendo's same print and mail code, but nothing leaves the
+# process (the printer command writes to /dev/null, no mail is sent, no file stored, everything
+# rolled back) — only each PDF LaTeX made is kept in latex_cache, under a digest of its .tex file,
+# the LaTeX command and the TeX environment. Then the one real run goes through kivitendo's code
+# invoice by invoice as before, in kivitendo's order, and wherever LaTeX would compile a .tex seen
+# before it copies the kept PDF instead. Any .tex not seen (a render process failed, a template
+# that prints a temporary name) is compiled as usual, with kivitendo's own error texts. The real
+# run starts with the render processes: before each print or mail it waits until the render
+# process that has it is done with it (a file done-<print|email>-<id>), or all of them have ended
+# (renders-done, written by the server).
 use strict;
 
+use Digest::SHA ();
 use English qw(-no_match_vars);
+use File::Copy ();
+use File::Spec ();
 use File::Temp ();
 use List::MoreUtils qw(first_index);
 use List::Util qw(min);
@@ -81,11 +98,13 @@ sub _kts_short_latex_error {
 # failing command counts as printed. The command (a ShellCommand template) is wrapped in memory so
 # that a non-zero status of any copy is recorded; nothing is saved.
 sub _kts_watch_printer_command {
-  my ($config) = @_;
+  my ($config, $render) = @_;
   my $printer  = $config->print && $config->printer_id ? $config->printer : undef;
   my $command  = $printer ? $printer->printer_command : undef;
   return undef unless defined $command && $command ne '';
   my $status = File::Temp->new(TEMPLATE => 'kts-printer-status-XXXXXX', TMPDIR => 1);
+  # Render mode prints nowhere.
+  $command = 'cat > /dev/null' if $render;
   $printer->printer_command("( $command\n) || echo \$? >> " . shell_quote($status->filename));
   return { file => $status, printer => $printer, command => $command };
 }
@@ -100,7 +119,122 @@ sub _kts_printer_failure {
   return sprintf("the printer command of printer '%s' exited with status %s", $watch->{printer}->printer_description // $watch->{printer}->id, join(', ', @codes));
 }
 
+# The key of one LaTeX run: what decides its PDF.
+sub _kts_latex_key {
+  my ($latex, $tex_file) = @_;
+  # kivitendo's driver asks for the command before it closes the .tex it is writing; what LaTeX
+  # will read is on disk only once perl flushes its handles, as it does before running a command.
+  # An empty system() does just that flush (and runs nothing).
+  { local ($?, $!); no warnings; system(); }
+  open my $fh, '<:raw', $tex_file or return undef;
+  my $tex = do { local $/; <$fh> };
+  return undef unless length($tex // '');
+  # Files the .tex embeds (ZUGFeRD's factur-x.xml) sit in temporary files of their own: they count
+  # by their content, not their random names. So does the PDF/A metadata LaTeX reads beside it.
+  my $missing;
+  my $by_content = sub { my $digest = _kts_file_digest($_[0]); $missing = 1 unless $digest; $digest // '' };
+  $tex =~ s/(\\embedfile\[[^\]]*\]\{)([^}]*)(\})/$1 . $by_content->($2) . $3/ge;
+  return undef if $missing;
+  return Digest::SHA::sha256_hex(join "\0", $latex, (map { $ENV{$_} // '' } qw(TEXINPUTS TEXMFHOME TEXMFVAR openin_any)), _kts_xmp_digest(), $tex);
+}
+
+# kivitendo's PDF/A metadata carries the time it was made (as pdfTeX's /CreationDate does in
+# every PDF): a PDF rendered ahead keeps the time it was rendered, a few seconds earlier.
+sub _kts_xmp_digest {
+  open my $fh, '<:raw', 'pdfa.xmp' or return '';
+  my $xmp = do { local $/; <$fh> };
+  $xmp =~ s/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:?\d\d)?/TIME/g;
+  return Digest::SHA::sha256_hex($xmp);
+}
+
+sub _kts_file_digest {
+  my ($file) = @_;
+  return undef unless -f $file;
+  my $sha = Digest::SHA->new(256);
+  return eval { $sha->addfile($file, 'b'); $sha->hexdigest };
+}
+
+# Hooks into kivitendo's LaTeX driver for this action. SL::Template::LaTeX::convert_to_pdf asks
+# _get_latex_path for the command in the users folder, with its .tex there and the TeX environment
+# set. Render mode: the command is unchanged; a PDF it made is kept. Otherwise: a kept PDF for the
+# same key is copied where LaTeX would have written it, and the command's output redirection
+# (kivitendo appends "<args> > <file>.err") is commented out.
+sub _kts_latex_cache {
+  my ($dir, $render) = @_;
+  my $get_latex = \&SL::Template::LaTeX::_get_latex_path;
+  my $convert   = \&SL::Template::LaTeX::convert_to_pdf;
+  my $made;
+  my %count = (hit => 0, miss => 0);
+  no warnings 'redefine';
+  *SL::Template::LaTeX::_get_latex_path = sub {
+    my ($self) = @_;
+    my $latex = $get_latex->(@_);
+    my $tex   = $self->{form}->{tmpfile} // '';
+    my $key   = $tex =~ m{\.tex$} ? _kts_latex_key($latex, $tex) : undef;
+    return $latex unless $key;
+    (my $pdf = File::Spec->rel2abs($tex)) =~ s{\.tex$}{.pdf};
+    $made = [ $pdf, "$dir/$key.pdf" ];
+    return $latex if $render;
+    $count{ -f "$dir/$key.pdf" ? 'hit' : 'miss' }++;
+    return $latex unless -f "$dir/$key.pdf";
+    return 'cp ' . shell_quote("$dir/$key.pdf", $pdf) . ' #';
+  };
+  *SL::Template::LaTeX::convert_to_pdf = sub {
+    undef $made;
+    my $ok = $convert->(@_);
+    # still in the users folder, where LaTeX wrote it
+    if ($ok && $render && $made && -f $made->[0] && !-f $made->[1]) {
+      File::Copy::copy($made->[0], "$made->[1].$$") && rename("$made->[1].$$", $made->[1]);
+    }
+    return $ok;
+  };
+  return sub {
+    *SL::Template::LaTeX::_get_latex_path = $get_latex;
+    *SL::Template::LaTeX::convert_to_pdf  = $convert;
+    print STDERR "LaTeX: $count{hit} PDF(s) rendered ahead, $count{miss} compiled here\n" unless $render;
+  };
+}
+
+sub _kts_touch {
+  my ($file) = @_;
+  my $fh;
+  close $fh if open $fh, '>', $file;
+}
+
+sub _kts_until_rendered {
+  my ($dir, $step) = @_;
+  require Time::HiRes;
+  Time::HiRes::sleep(0.05) until -e "$dir/done-$step" || -e "$dir/renders-done";
+}
+
+# Render mode: kivitendo's print and mail code with every effect outside this process left out.
+sub _kts_render_only {
+  no warnings 'redefine';
+  no strict 'refs';
+  my %saved = map { ($_ => \&{$_}) } qw(Mailer::send SL::BackgroundJob::CreatePeriodicInvoices::_store_pdf_in_webdav SL::BackgroundJob::CreatePeriodicInvoices::_store_pdf_in_filemanagement);
+  *Mailer::send = sub { '' };
+  *SL::BackgroundJob::CreatePeriodicInvoices::_store_pdf_in_webdav         = sub { };
+  *SL::BackgroundJob::CreatePeriodicInvoices::_store_pdf_in_filemanagement = sub { };
+  return sub { no strict 'refs'; *{$_} = $saved{$_} for keys %saved };
+}
+
 sub kts_action_periodic_invoices_output {
+  my ($request) = @_;
+
+  require SL::Template::LaTeX;
+  my @restore;
+  push @restore, _kts_latex_cache($request->{latex_cache}, $request->{render}) if $request->{latex_cache};
+  push @restore, _kts_render_only() if $request->{render};
+  # What kivitendo keeps for debugging ([debug] keep_temp_files) is the printing process's.
+  local $::lx_office_conf{debug}->{keep_temp_files} = 0 if $request->{render};
+  my $result = eval { _kts_output($request) };
+  my $error  = $EVAL_ERROR;
+  $_->() for reverse @restore;
+  die $error unless $result;
+  return $result;
+}
+
+sub _kts_output {
   my ($request) = @_;
 
   my $job = SL::BackgroundJob::CreatePeriodicInvoices->new;
@@ -122,11 +256,12 @@ sub kts_action_periodic_invoices_output {
   foreach my $step (@steps) {
     my ($key, $method, $text, $failed, $done) = @{ $step };
     foreach my $id (@{ $request->{$key} || [] }) {
+      _kts_until_rendered($request->{latex_cache}, "$key-$id") if $request->{latex_cache} && !$request->{render};
       my ($data, $watch);
       my ($n_failed, $n_errors) = (scalar @{ $job->{$failed} }, scalar @{ $job->{job_errors} });
       my $ok = eval {
         $data  = $data_for->($id);
-        $watch = _kts_watch_printer_command($data->{config}) if $key eq 'print';
+        $watch = _kts_watch_printer_command($data->{config}, $request->{render}) if $key eq 'print';
         $job->$method($data);
         1;
       };
@@ -147,6 +282,7 @@ sub kts_action_periodic_invoices_output {
         s{\Q$long\E}{$short} for @{ $job->{job_errors} }[ $n_errors .. $#{ $job->{job_errors} } ];
       }
 
+      _kts_touch("$request->{latex_cache}/done-$key-$id") if $request->{render};
       next if $ok;
       $error        = _kts_short_latex_error($error);
       my $invoice   = $data ? $data->{invoice} : undef;

@@ -61,6 +61,8 @@ class PerlParent {
   /** No new runs (idle exit announced by dying, SIGHUP, broken). */
   retired = false;
   dead = false;
+  /** When a run last started or ended here (status: "idle for"). */
+  lastActive = Date.now();
   private markReady!: (ok: boolean) => void;
 
   constructor(
@@ -144,6 +146,10 @@ class PerlParent {
 
   broken = false;
 
+  runCount(): number {
+    return this.runs.size;
+  }
+
   private maybeClose(p: Pending) {
     if (!p.exit || !p.forked || p.ended < 3) return;
     this.drop(p);
@@ -152,6 +158,7 @@ class PerlParent {
 
   private drop(p: Pending) {
     this.runs.delete(p.run);
+    this.lastActive = Date.now();
     p.server.close();
     fs.rm(p.socket, { force: true }, () => undefined);
   }
@@ -187,6 +194,7 @@ class PerlParent {
   /** Forks a run; undefined when the parent cannot take it (the caller starts a cold perl). */
   async fork(request: unknown, pgappname: string): Promise<ForkedRun | undefined> {
     if (!(await this.ready) || this.retired) return undefined;
+    this.lastActive = Date.now();
     const run = this.nextRun++;
     const socket = path.join(this.dir, `run-${run}.sock`);
     const server = net.createServer();
@@ -253,6 +261,8 @@ class PerlParent {
 const parents = new Map<string, PerlParent>();
 const all = new Set<PerlParent>();
 let exitHook = false;
+/** Preloaded parents started by this process (metrics: a count that climbs means parents keep dying). */
+let perlParentStarts = 0;
 
 /**
  * A run forked by the preloaded parent of this perl and installation (started on demand), or
@@ -271,6 +281,7 @@ export async function forkPreloaded(config: Config, log: Logger, glue: string, r
     });
     parents.set(key, parent);
     all.add(parent);
+    perlParentStarts += 1;
     if (!exitHook) {
       exitHook = true;
       process.on('exit', () => {
@@ -296,4 +307,15 @@ export function stopPerlParents(): void {
 /** Pids of the preloaded parents now running (benchmarks, tests). */
 export function perlParentPids(): number[] {
   return [...all].filter((p) => !p.dead && p.proc.pid).map((p) => p.proc.pid!);
+}
+
+/** The preloaded parents now running, for `status` and the metrics. */
+export function perlParentStates(): { pid: number; runs: number; idleSinceMs?: number }[] {
+  return [...all]
+    .filter((p) => !p.dead && p.proc.pid)
+    .map((p) => ({ pid: p.proc.pid!, runs: p.runCount(), idleSinceMs: p.runCount() ? undefined : p.lastActive }));
+}
+
+export function perlParentStartCount(): number {
+  return perlParentStarts;
 }

@@ -64,6 +64,15 @@ describe('single executable', { concurrency: false }, () => {
     }
   });
 
+  test('list with the binary: the client\'s jobs, one line each, no daemon needed', async () => {
+    const r = await runCli(['list'], { binary: exe });
+    assert.equal(r.code, 0, r.stderr);
+    const out = lines(r.stdout);
+    assert.match(out[0], /^NEXT\s+LEFT\s+CLIENT\s+JOB\s+PACKAGE\s+RUNS\s+SCHEDULE/);
+    assert.equal(out.at(-1), '8 jobs listed.');
+    assert.ok(out.slice(1, -1).every((l) => /\s1 Demo\s+\d\s+\w+\s+native\s/.test(l)), r.stdout);
+  });
+
   test('start / status / stop with the binary', async () => {
     const s = await runCli(['start'], { binary: exe });
     assert.equal(s.code, 0, s.stdout + s.stderr);
@@ -72,7 +81,8 @@ describe('single executable', { concurrency: false }, () => {
     assert.equal(fs.readlinkSync(`/proc/${pid}/exe`), fs.realpathSync(exe));
     process.kill(pid, 'SIGALRM');
     const st = await runCli(['status'], { binary: exe });
-    assert.equal(st.stdout, `kivitendo-background-jobs running - pid ${pid}\n`);
+    assert.equal(lines(st.stdout)[0], `kivitendo-background-jobs running - pid ${pid}`);
+    assert.match(st.stdout, /^  Memory: RSS \d+\.\d MiB/m);
     const stop = await runCli(['stop'], { binary: exe });
     assert.equal(stop.code, 0);
     assert.ok(!alive(pid));

@@ -45,10 +45,12 @@ export async function list(ctx: Context): Promise<number> {
     try {
       db = await openConnection(clientDbParams(c), { applicationName: APP, connectTimeoutMs: 5000 });
       for (const job of await listJobs(db, formatLocalTimestamp(now), ctx.opts.all)) {
+        // The daemon knows its own runs exactly; the history is matched by package and time only.
         const last = daemon?.lastRuns[`${c.id}:${job.id}`];
+        const known = last && last.runAt === job.last_run_at ? last : undefined;
         jobs.push({
-          clientId: c.id, clientName: c.name, job, runs: howItRunsHere(config, job),
-          lastDurationMs: last && last.runAt === job.last_run_at ? last.ms : undefined,
+          clientId: c.id, clientName: c.name, job: known && known.status !== job.last_status ? { ...job, last_status: known.status, last_error: null } : job,
+          runs: howItRunsHere(config, job), lastDurationMs: known?.ms,
         });
       }
     } catch (e) {

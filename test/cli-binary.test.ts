@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { alive, cliEnv, DEFAULT_PID_FILE, ensureBinary, killFromPidFile, lines, readIfExists, REPO, runCli, waitFor } from './harness/cli';
 import { createInstallation, type Installation } from './harness/installation';
+import { freePort } from './harness/postgres';
 
 let inst: Installation;
 let exe: string;
@@ -87,6 +88,25 @@ describe('single executable', { concurrency: false }, () => {
     assert.equal(stop.code, 0);
     assert.ok(!alive(pid));
     assert.equal(readIfExists(DEFAULT_PID_FILE(inst.root)), undefined);
+  });
+
+  test('/metrics and /healthz served by the binary (prom-client inside the bundle)', async () => {
+    const port = await freePort();
+    inst.writeConfig({ task_server: { metrics_listen: `127.0.0.1:${port}` } });
+    try {
+      assert.equal((await runCli(['start'], { binary: exe })).code, 0);
+      const health = await waitFor('healthz 200', async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        return r.status === 200 ? r.text() : undefined;
+      });
+      assert.equal(health, 'ok\n');
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^kivitendo_task_server_clients 1$/m);
+      assert.match(metrics, /^process_resident_memory_bytes \d+$/m);
+      assert.equal((await runCli(['stop'], { binary: exe })).code, 0);
+    } finally {
+      inst.writeConfig();
+    }
   });
 });
 

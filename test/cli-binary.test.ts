@@ -163,6 +163,18 @@ describe('boot templates', { concurrency: false }, () => {
     assert.equal(r.stderr.trim(), '', 'no warnings');
   });
 
+  test('systemd Type=notify unit (watchdog) passes systemd-analyze verify', { skip: !analyze && 'systemd-analyze not installed' }, () => {
+    const unit = fs.readFileSync(path.join(REPO, 'boot', 'systemd', 'kivitendo-task-server-notify.service'), 'utf8');
+    for (const line of ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=2min', 'Restart=always', 'User=www-data', 'KillSignal=SIGTERM']) {
+      assert.match(unit, new RegExp(`^${line}$`, 'm'), line);
+    }
+    const copy = path.join(inst.root, 'kivitendo-task-server-notify.service');
+    fs.writeFileSync(copy, unit.replaceAll('/var/www/kivitendo-erp/scripts/kivitendo-task-server', exe));
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '', 'no warnings');
+  });
+
   test('upstart job: respawn, foreground start', () => {
     const conf = fs.readFileSync(path.join(REPO, 'boot', 'upstart', 'kivitendo-task-server.conf'), 'utf8');
     assert.match(conf, /^respawn$/m);

@@ -148,6 +148,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         process.exit(0);
       }
       say('Quitting...');
+      watching?.stopping();
       log.debug(`${signal} received, stopping (grace period ${graceMs()} ms)`);
       stopped = scheduler.stop(graceMs());
       stopped.then(
@@ -180,6 +181,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   });
 
   opts.reporter.ready(process.pid);
+  watching?.ready();
   const started = performance.now();
   scheduler.firstPoll.then(
     () => log.debug(`first poll finished in ${Math.round(performance.now() - started)} ms`),

@@ -305,6 +305,6 @@ export function parseMetricsListen(value: string | undefined): { host: string; p
   return { host, port };
 }
 
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.test(host);
+export function formatListen(l: { host: string; port: number }): string {
+  return l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
 }

@@ -5,6 +5,7 @@ import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { perlParentStartCount, perlParentStates } from '../jobs/perl/preload';
 import type { JobFinished, Scheduler, SweepFinished } from '../scheduler/scheduler';
+import { formatListen } from '../config/config';
 import { health } from './health';
 
 const P = 'kivitendo_task_server_';
@@ -96,8 +97,4 @@ export function serveMetrics(listen: { host: string; port: number }, registry: R
       resolve(server);
     });
   });
-}
-
-export function formatListen(l: { host: string; port: number }): string {
-  return l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
 }

@@ -1,7 +1,8 @@
 // The running daemon's own state for `status` (run by root or the web server's user, without a
 // database): a small JSON file next to the pid file, rewritten atomically (temporary file + rename)
-// after every poll, at every job start and end (at most every 250 ms) and every 10 s. It holds no
+// after every poll, at job starts and ends and every 10 s. It holds no
 // password and nothing read from a database that `list` would not show.
+// Written at most once a second while jobs start and end: it is a few hundred KiB with 2,000 jobs.
 import fs from 'node:fs';
 import type { SchedulerSnapshot } from '../scheduler/scheduler';
 
@@ -78,7 +79,7 @@ export function startStateFile(file: string, collect: () => DaemonState, warn: (
   write();
   return {
     touch() {
-      if (!pending && !closed) pending = setTimeout(write, 250);
+      if (!pending && !closed) pending = setTimeout(write, 1000);
       pending?.unref();
     },
     close() {

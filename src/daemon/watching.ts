@@ -1,14 +1,13 @@
 // What the running daemon publishes about itself: the state file for `status` (always) and, when
 // [task_server] metrics_listen is set, /metrics and /healthz. Both read the scheduler's own state.
 import type http from 'node:http';
-import type { Config } from '../config/config';
+import { formatListen, type Config } from '../config/config';
 import { perlParentStates } from '../jobs/perl/preload';
 import type { Logger } from '../log/logger';
 import type { Scheduler } from '../scheduler/scheduler';
 import { VERSION } from '../version';
 import { health, loopStuck } from './health';
 import { systemdNotifier } from './sdNotify';
-import { formatListen } from './metrics';
 import { processRss, startStateFile, stateFilePath, type DaemonState } from './stateFile';
 
 export interface Watching {

@@ -480,7 +480,8 @@ export class Scheduler {
   }
 }
 
-const MAX_LAST_RUNS = 10_000;
+/** Enough for every job of 200 clients with 10 jobs each; bounded so the state file stays small. */
+const MAX_LAST_RUNS = 2000;
 
 /**
  * kivitendo compares next_run_at with "now" in whole seconds, so a fractional next_run_at is due

@@ -229,7 +229,11 @@ describe('the running daemon: status, state file, /metrics, /healthz', { concurr
         return h.status === 503 ? h : undefined;
       }, 20_000, stderr);
       assert.match(await r.text(), /^auth database unreachable since \S+: .+\n$/);
-      const s = await status();
+      // The state file follows within a second (it is rewritten after the poll, at most once a second).
+      const s = await waitFor('status with the outage', async () => {
+        const st = await status();
+        return st.stdout.includes('Outage: auth database') ? st : undefined;
+      }, 20_000, stderr);
       assert.equal(s.code, 0, 'LSB: the daemon runs');
       assert.ok(lines(s.stdout).some((l) => /^  Problem: auth database unreachable since/.test(l)), s.stdout);
       assert.ok(lines(s.stdout).some((l) => /^  Outage: auth database unreachable since/.test(l)), s.stdout);

@@ -1,6 +1,8 @@
 // Memory of the running daemon over thousands of job runs (issue "Scheduler core": RSS growth
 // ≤ 10 % from 10 to 5,000 runs). Prints figures; asserts nothing.
-//   npx tsx bench/memory.ts [--runs=1000,5000,10000] [--batch=500] [--clients=4] [--tsx] [--node-options='--max-semi-space-size=1']
+//   npx tsx bench/memory.ts [--runs=1000,5000,10000] [--batch=500] [--clients=4] [--tsx] [--node-options='--max-semi-space-size=1'] [--metrics]
+// --metrics: with [task_server] metrics_listen on, /metrics scraped after every batch (as Prometheus
+// would every few seconds), to compare the RSS with the endpoint on and off.
 // Starts the real daemon (`start -f`; the single executable from dist/, rebuilt if stale, or with
 // --tsx `node --import tsx src/main.ts`) on a throwaway PostgreSQL and feeds it `once` Test jobs in
 // batches: insert a batch into every client, SIGALRM, wait until all ran. VmRSS comes from
@@ -12,9 +14,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import minimist from 'minimist';
 import { DAEMON_V8_FLAGS } from '../src/daemon/detach';
 import { ensureBinary, spawnCli } from '../test/harness/cli';
+import { freePort } from '../test/harness/postgres';
 import { createInstallation } from '../test/harness/installation';
 
-const args = minimist(process.argv.slice(2), { boolean: ['tsx'], string: ['node-options'] });
+const args = minimist(process.argv.slice(2), { boolean: ['tsx', 'metrics'], string: ['node-options'] });
 const CHECKPOINTS = String(args.runs ?? '1000,5000,10000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 const BATCH = Number(args.batch ?? 500);
 const CLIENTS = Number(args.clients ?? 4);
@@ -46,7 +49,18 @@ async function settledRss(pid: number): Promise<{ rss: number; range: string }> 
 
 async function main() {
   const names = Array.from({ length: CLIENTS }, (_, i) => `M${i + 1}`);
-  const inst = await createInstallation({ clients: names.map((name) => ({ name })), config: { task_server: { debug: '0' } } });
+  const metricsPort = args.metrics ? await freePort() : undefined;
+  const inst = await createInstallation({
+    clients: names.map((name) => ({ name })),
+    config: { task_server: { debug: '0', ...(metricsPort ? { metrics_listen: `127.0.0.1:${metricsPort}` } : {}) } },
+  });
+  let scrapes = 0;
+  const scrape = async () => {
+    if (!metricsPort) return;
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    if (!text.includes('kivitendo_task_server_job_runs_total')) throw new Error('/metrics without job runs');
+    scrapes += 1;
+  };
   const dbs = await Promise.all(names.map((n) => inst.clientDb(n)));
   for (const db of dbs) await db.query('UPDATE background_jobs SET active = false');
 
@@ -60,7 +74,7 @@ async function main() {
   const pid = server.child.pid!;
   // Output is not needed, but it must be drained; keep only the tail for error messages.
   server.child.stderr!.on('data', () => (server.out.stderr = server.out.stderr.slice(-4000)));
-  console.log(`daemon: ${binary ? path.relative(process.cwd(), binary) : 'node --import tsx src/main.ts'} (pid ${pid}), ${CLIENTS} client DBs, batches of ${BATCH} once jobs${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ', V8 defaults'}`);
+  console.log(`daemon: ${binary ? path.relative(process.cwd(), binary) : 'node --import tsx src/main.ts'} (pid ${pid}), ${CLIENTS} client DBs, batches of ${BATCH} once jobs${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ', V8 defaults'}, metrics endpoint ${metricsPort ? `on (127.0.0.1:${metricsPort}, scraped after every batch)` : 'off'}`);
 
   let total = 0;
   const done = async () => {
@@ -85,6 +99,7 @@ async function main() {
       if (server.child.exitCode !== null) throw new Error(`the daemon exited (${server.child.exitCode}); stderr tail:\n${server.out.stderr}`);
       await sleep(100);
     }
+    await scrape();
   };
 
   // Up and idle, then the baseline after the first runs (code paths loaded, pools warm).
@@ -115,7 +130,7 @@ async function main() {
   const { hwm } = status(pid);
   console.log(`peak RSS (VmHWM)        ${kib(hwm)}`);
   const histories = (await Promise.all(dbs.map((db) => db.query(`SELECT count(*) AS n FROM background_job_histories WHERE status = 'success'`)))).reduce((s, r) => s + Number(r.rows[0].n), 0);
-  console.log(`history rows (success)  ${histories} of ${total} runs`);
+  console.log(`history rows (success)  ${histories} of ${total} runs${metricsPort ? `; /metrics scraped ${scrapes} times` : ''}`);
   // From the first checkpoint on the heap has reached its working size: growth after that is retention.
   if (rows.length >= 2) {
     const [a, b] = [rows[0], rows[rows.length - 1]];

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { alive, cliEnv, DEFAULT_PID_FILE, ensureBinary, killFromPidFile, lines, readIfExists, REPO, runCli, waitFor } from './harness/cli';
 import { createInstallation, type Installation } from './harness/installation';
+import { freePort } from './harness/postgres';
 
 let inst: Installation;
 let exe: string;
@@ -64,6 +65,15 @@ describe('single executable', { concurrency: false }, () => {
     }
   });
 
+  test('list with the binary: the client\'s jobs, one line each, no daemon needed', async () => {
+    const r = await runCli(['list'], { binary: exe });
+    assert.equal(r.code, 0, r.stderr);
+    const out = lines(r.stdout);
+    assert.match(out[0], /^NEXT\s+LEFT\s+CLIENT\s+JOB\s+PACKAGE\s+RUNS\s+SCHEDULE/);
+    assert.equal(out.at(-1), '8 jobs listed.');
+    assert.ok(out.slice(1, -1).every((l) => /\s1 Demo\s+\d\s+\w+\s+native\s/.test(l)), r.stdout);
+  });
+
   test('start / status / stop with the binary', async () => {
     const s = await runCli(['start'], { binary: exe });
     assert.equal(s.code, 0, s.stdout + s.stderr);
@@ -72,11 +82,31 @@ describe('single executable', { concurrency: false }, () => {
     assert.equal(fs.readlinkSync(`/proc/${pid}/exe`), fs.realpathSync(exe));
     process.kill(pid, 'SIGALRM');
     const st = await runCli(['status'], { binary: exe });
-    assert.equal(st.stdout, `kivitendo-background-jobs running - pid ${pid}\n`);
+    assert.equal(lines(st.stdout)[0], `kivitendo-background-jobs running - pid ${pid}`);
+    assert.match(st.stdout, /^  Memory: RSS \d+\.\d MiB/m);
     const stop = await runCli(['stop'], { binary: exe });
     assert.equal(stop.code, 0);
     assert.ok(!alive(pid));
     assert.equal(readIfExists(DEFAULT_PID_FILE(inst.root)), undefined);
+  });
+
+  test('/metrics and /healthz served by the binary (prom-client inside the bundle)', async () => {
+    const port = await freePort();
+    inst.writeConfig({ task_server: { metrics_listen: `127.0.0.1:${port}` } });
+    try {
+      assert.equal((await runCli(['start'], { binary: exe })).code, 0);
+      const health = await waitFor('healthz 200', async () => {
+        const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+        return r.status === 200 ? r.text() : undefined;
+      });
+      assert.equal(health, 'ok\n');
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^kivitendo_task_server_clients 1$/m);
+      assert.match(metrics, /^process_resident_memory_bytes \d+$/m);
+      assert.equal((await runCli(['stop'], { binary: exe })).code, 0);
+    } finally {
+      inst.writeConfig();
+    }
   });
 });
 
@@ -120,17 +150,24 @@ describe('boot templates', { concurrency: false }, () => {
   });
 
   const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
-  test('systemd unit passes systemd-analyze verify', { skip: !analyze && 'systemd-analyze not installed' }, () => {
-    const unit = fs.readFileSync(path.join(REPO, 'boot', 'systemd', 'kivitendo-task-server.service'), 'utf8');
+  /** The unit with these lines, pointed at the binary, passes `systemd-analyze verify` without warnings. */
+  function verifyUnit(file: string, required: string[]) {
+    const unit = fs.readFileSync(path.join(REPO, 'boot', 'systemd', file), 'utf8');
     assert.match(unit, /^ExecStart=\/var\/www\/kivitendo-erp\/scripts\/kivitendo-task-server -f start$/m);
-    for (const line of ['Type=simple', 'Restart=always', 'User=www-data', 'ProtectSystem=full', 'ProtectHome=yes', 'PrivateTmp=yes', 'KillSignal=SIGTERM', 'WantedBy=multi-user.target']) {
-      assert.match(unit, new RegExp(`^${line}$`, 'm'), line);
-    }
-    const copy = path.join(inst.root, 'kivitendo-task-server.service');
+    for (const line of required) assert.match(unit, new RegExp(`^${line}$`, 'm'), line);
+    const copy = path.join(inst.root, file);
     fs.writeFileSync(copy, unit.replaceAll('/var/www/kivitendo-erp/scripts/kivitendo-task-server', exe));
     const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr.trim(), '', 'no warnings');
+  }
+
+  test('systemd unit passes systemd-analyze verify', { skip: !analyze && 'systemd-analyze not installed' }, () => {
+    verifyUnit('kivitendo-task-server.service', ['Type=simple', 'Restart=always', 'User=www-data', 'ProtectSystem=full', 'ProtectHome=yes', 'PrivateTmp=yes', 'KillSignal=SIGTERM', 'WantedBy=multi-user.target']);
+  });
+
+  test('systemd Type=notify unit (watchdog) passes systemd-analyze verify', { skip: !analyze && 'systemd-analyze not installed' }, () => {
+    verifyUnit('kivitendo-task-server-notify.service', ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=2min', 'Restart=always', 'User=www-data', 'KillSignal=SIGTERM', 'WantedBy=multi-user.target']);
   });
 
   test('upstart job: respawn, foreground start', () => {

@@ -54,10 +54,12 @@ describe('start / status / stop (detached)', { concurrency: false }, () => {
     assert.ok(environ.some((v) => v.startsWith('NODE_OPTIONS=') && v.includes('--max-semi-space-size=1')), 'NODE_OPTIONS of the daemon');
   });
 
-  test('status: running - pid N, exit 0', async () => {
+  test('status: running - pid N, exit 0, then what the daemon does', async () => {
     const r = await runCli(['status'], { env: env() });
     assert.equal(r.code, 0);
-    assert.equal(r.stdout, `kivitendo-background-jobs running - pid ${pid}\n`);
+    // The first line stays task_server.pl's; the daemon's own state follows (test/watching.test.ts).
+    assert.equal(lines(r.stdout)[0], `kivitendo-background-jobs running - pid ${pid}`);
+    assert.match(lines(r.stdout)[1], /^  Up \d+ s \(since /);
   });
 
   test('the first poll finishes and is logged (debug = 1 is enough)', async () => {

@@ -2,7 +2,7 @@
 // (task_server.pl printed the usage and exited 0 — deliberate difference).
 import minimist from 'minimist';
 
-export const COMMANDS = ['start', 'stop', 'restart', 'reload', 'status', 'check', 'help', 'version', 'debug'] as const;
+export const COMMANDS = ['start', 'stop', 'restart', 'reload', 'status', 'check', 'list', 'help', 'version', 'debug'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CliOptions {
@@ -12,8 +12,12 @@ export interface CliOptions {
   /** -f / --foreground (also implied by `debug`) */
   foreground: boolean;
   runJob?: number;
-  /** --client: restricts --run-job to one client (id or name) */
+  /** --client: restricts --run-job or list to one client (id or name) */
   client?: string;
+  /** list: --all (inactive jobs too), --failed (only jobs whose last run failed), --json */
+  all: boolean;
+  failed: boolean;
+  json: boolean;
   /** --kivitendo-dir */
   kivitendoDir?: string;
   /** --debug: print PIDFILE=<path> first (as Daemon::Generic) */
@@ -30,7 +34,7 @@ export class UsageError extends Error {
 }
 
 const STRING_OPTS = ['configfile', 'run-job', 'client', 'kivitendo-dir', 'daemon-child'];
-const BOOLEAN_OPTS = ['foreground', 'debug', 'help', 'version'];
+const BOOLEAN_OPTS = ['foreground', 'debug', 'help', 'version', 'all', 'failed', 'json'];
 const ALIASES: Record<string, string> = { c: 'configfile', f: 'foreground', h: 'help' };
 const KNOWN = new Set([...STRING_OPTS, ...BOOLEAN_OPTS, ...Object.keys(ALIASES)]);
 
@@ -103,7 +107,13 @@ export function parseArgs(argv: string[]): CliOptions {
     client: single(a.client),
     kivitendoDir: single(a['kivitendo-dir']),
     printPidFile: Boolean(a.debug),
+    all: Boolean(a.all),
+    failed: Boolean(a.failed),
+    json: Boolean(a.json),
   };
+  for (const flag of ['all', 'failed', 'json'] as const) {
+    if (opts[flag] && command !== 'list') throw new UsageError(`Option ${flag} can only be used with list`);
+  }
   const runJob = single(a['run-job']);
   if (runJob !== undefined) {
     if (!/^\d+$/.test(runJob)) throw new UsageError(`Value "${runJob}" invalid for option run-job (number expected)`);
@@ -111,7 +121,7 @@ export function parseArgs(argv: string[]): CliOptions {
     if (opts.command !== 'start' && opts.command !== 'debug') throw new UsageError('Option run-job can only be used with start or debug');
     opts.runJob = Number(runJob);
   }
-  if (opts.client !== undefined && opts.runJob === undefined) throw new UsageError('Option client can only be used together with --run-job');
+  if (opts.client !== undefined && opts.runJob === undefined && command !== 'list') throw new UsageError('Option client can only be used together with --run-job or list');
   const child = single(a['daemon-child']);
   if (child !== undefined) {
     if (child !== 'syslog' && child !== 'null') throw new UsageError(`Unknown option: daemon-child=${child}`);

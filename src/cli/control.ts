@@ -7,7 +7,9 @@ import { childReporter, foregroundReporter, startDetached } from '../daemon/deta
 import { Fatal } from '../daemon/errors';
 import { DEFAULT_SHUTDOWN_GRACE_MS, loadConfig } from '../config/config';
 import { alreadyRunningMessage, isAlive, pidState, processUid, readPid, removeStale } from '../daemon/pidFile';
+import { readStateFile, stateFilePath } from '../daemon/stateFile';
 import type { CliOptions } from './args';
+import { formatDaemonState } from './statusFormat';
 import { PROGRAM } from './usage';
 
 export interface Context {
@@ -26,6 +28,10 @@ export function status(ctx: Context): number {
   const s = pidState(ctx.pidFile);
   if (s.state === 'running') {
     out(`${PROGRAM} running - pid ${s.pid}`);
+    // What the daemon publishes about itself; the first line and the exit code stay as before.
+    const state = readStateFile(stateFilePath(ctx.pidFile), s.pid);
+    if (state) for (const l of formatDaemonState(state, Date.now())) out(l);
+    else out(`  (no state published by pid ${s.pid} yet: it is starting, or it is an older version)`);
     return 0;
   }
   if (s.state === 'dead') {

@@ -70,6 +70,8 @@ export async function runCli(argv: string[]): Promise<number> {
         return await stop(ctx);
       case 'check':
         return await (await import('./check')).check(ctx);
+      case 'list':
+        return await (await import('./list')).list(ctx);
       case 'reload':
         return await reload(ctx);
       case 'restart':

@@ -69,6 +69,8 @@ export interface Config {
      * (default: the number of CPUs); 1: one after the other, in the printing process itself.
      */
     renderConcurrency: number;
+    /** `[task_server] metrics_listen`: where /metrics and /healthz are served; undefined: off (the default). */
+    metricsListen?: { host: string; port: number };
   };
   notifyOnFailure: {
     sendEmailTo: string;
@@ -224,6 +226,7 @@ export function buildConfig(kivitendoDir: string, configPath: string, files: str
       perl: ts.perl === '0' ? null : (ts.perl ?? '').trim() || 'perl',
       perlPackages: packageList(ts.perl_packages ?? '', '[task_server] perl_packages'),
       forceNativePackages: packageList(ts.force_native_packages ?? '', '[task_server] force_native_packages'),
+      metricsListen: parseMetricsListen(ts.metrics_listen),
       perlPreloadIdleMs: !ts.perl_preload_idle?.trim() ? 300_000 : /^\s*0\s*$/.test(ts.perl_preload_idle) ? 0 : parseDuration(ts.perl_preload_idle, '[task_server] perl_preload_idle'),
       renderConcurrency: positiveInt(sections, 'task_server', 'render_concurrency', Math.max(1, os.cpus().length)),
     },
@@ -302,4 +305,34 @@ export function pidFilePath(config: Pick<Config, 'kivitendoDir' | 'configPath'>)
 /** A section's key, or ''. */
 export function configValue(config: Config, section: string, key: string): string {
   return config.sections[section]?.[key] ?? '';
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1)$/;
+
+/**
+ * `[task_server] metrics_listen`: `PORT` (on 127.0.0.1), `ADDRESS:PORT` or `[IPv6]:PORT`; empty or
+ * `0`: off. The endpoints have no authentication, so a wildcard (`0.0.0.0`, `::`, `*`) or a host name
+ * is refused: the admin who wants them on the network writes the one address to serve them on.
+ */
+export function parseMetricsListen(value: string | undefined): { host: string; port: number } | undefined {
+  const v = (value ?? '').trim();
+  if (v === '' || v === '0') return undefined;
+  const key = `[task_server] metrics_listen = ${v}`;
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):)?(\d{1,5})$/.exec(v);
+  if (!m) throw new ConfigError(`${key}: expected PORT, ADDRESS:PORT or [IPv6]:PORT, e.g. 127.0.0.1:9464`);
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new ConfigError(`${key}: port ${port} is out of range (1-65535)`);
+  let host = m[1] ?? m[2] ?? '127.0.0.1';
+  if (host === 'localhost') host = '127.0.0.1';
+  if (host === '' || host === '*' || host === '0.0.0.0' || host === '::') {
+    throw new ConfigError(`${key}: refusing to serve the metrics and health endpoints (no authentication) on every address; write 127.0.0.1:${port}, or the one address to serve them on`);
+  }
+  if (!LOOPBACK.test(host) && !/^\d{1,3}(\.\d{1,3}){3}$/.test(host) && !m[1]) {
+    throw new ConfigError(`${key}: '${host}' is not an IP address; write 127.0.0.1:${port}, or the one address to serve the endpoints on`);
+  }
+  return { host, port };
+}
+
+export function formatListen(l: { host: string; port: number }): string {
+  return l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
 }

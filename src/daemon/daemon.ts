@@ -13,6 +13,7 @@ import { preflight, readConfig, type ConfigLocation } from './preflight';
 import { installDaemonSignals } from './signals';
 import { memoryLimitExceeded } from './memoryLimit';
 import { RUN_AS_ROOT_WARNING, runsAsRootWithoutRunAs } from './privileges';
+import { startWatching, type Watching } from './watching';
 
 export interface DaemonOptions extends ConfigLocation {
   reporter: Reporter;
@@ -107,8 +108,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const log = switchableLogger(createConfiguredLogger(config, opts.journald, opts.stderrLost));
   // task_server.pl's progress lines; without a reader of stderr they go to the debug log.
   const say = (msg: string, prio = 6) => (opts.stderrLost ? log.notice(msg) : note(msg, opts.journald, prio));
+  let watching: Watching | undefined;
   const fatalExit = (what: string, e: unknown) => {
     log.error(`${what}: ${oneLine(e)}`);
+    watching?.close();
     handle.release();
     process.exit(1);
   };
@@ -125,6 +128,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     handle.release();
     throw new Fatal(`Error: Cannot start the scheduler: ${oneLine(e)}`);
   }
+  try {
+    watching = await startWatching({ config, scheduler, pidFile, nodeId, log });
+  } catch (e) {
+    handle.release();
+    throw new Fatal(`Error: ${oneLine(e)}`);
+  }
   const graceMs = () => opts.graceMs ?? current.taskServer.shutdownGraceMs;
   // Set by the first SIGTERM/SIGINT: resolves once running jobs finished or were stopped.
   let stopped: Promise<void> | undefined;
@@ -134,16 +143,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     stop: (signal, repeated) => {
       if (repeated) {
         say(`${signal} received again - exiting now`, 4);
+        watching?.close();
         handle.release();
         process.exit(0);
       }
       say('Quitting...');
+      watching?.stopping();
       log.debug(`${signal} received, stopping (grace period ${graceMs()} ms)`);
       stopped = scheduler.stop(graceMs());
       stopped.then(
         // run() returns once its current sweep ends; should that take long (a client DB that does not
         // answer), leave anyway: the jobs are done.
-        () => setTimeout(() => (handle.release(), process.exit(0)), 2000).unref(),
+        () => setTimeout(() => (watching?.close(), handle.release(), process.exit(0)), 2000).unref(),
         () => undefined, // reported where run() awaits it
       );
     },
@@ -153,6 +164,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         const next = readConfig(opts);
         if (next.taskServer.runAs !== current.taskServer.runAs) {
           log.warn('[task_server] run_as changed: this only takes effect after a restart');
+        }
+        if (JSON.stringify(next.taskServer.metricsListen) !== JSON.stringify(current.taskServer.metricsListen)) {
+          log.warn('[task_server] metrics_listen changed: this only takes effect after a restart');
         }
         log.target = createConfiguredLogger(next, opts.journald, opts.stderrLost);
         scheduler.reload(next);
@@ -167,6 +181,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   });
 
   opts.reporter.ready(process.pid);
+  watching?.ready();
   const started = performance.now();
   scheduler.firstPoll.then(
     () => log.debug(`first poll finished in ${Math.round(performance.now() - started)} ms`),
@@ -186,6 +201,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     code = 1;
   }
   uninstall();
+  watching?.close();
   handle.release();
   return code;
 }

@@ -129,3 +129,46 @@ export async function saveJobData(db: Client, jobId: number, data: string | null
 export async function loadJob(db: Client, jobId: number): Promise<BackgroundJobRow | undefined> {
   return (await db.query<BackgroundJobRow>('SELECT * FROM background_jobs WHERE id = $1', [jobId])).rows[0];
 }
+
+/** One background_jobs row with its last run's history and the package's recent failures (`list`). */
+export interface ListedJobRow {
+  id: number;
+  type: string | null;
+  package_name: string | null;
+  active: boolean | null;
+  cron_spec: string | null;
+  node_id: string | null;
+  last_run_at: string | null;
+  next_run_at: string | null;
+  last_status: 'success' | 'failure' | null;
+  last_error: string | null;
+  failures_24h: number;
+}
+
+/**
+ * The jobs for `list` in one statement. kivitendo's history rows carry no job id, only the package
+ * and run_at — which is the job's last_run_at for its last run (kivitendo and this server write the
+ * same value into both) — so the last run is matched on those two, and the failures of the last 24 h
+ * are those of the job's package in this client. Two scans of the history at most; no index needed.
+ */
+export async function listJobs(db: Client, now: string, all: boolean): Promise<ListedJobRow[]> {
+  const r = await db.query<ListedJobRow & { failures_24h: string }>(
+    `WITH jobs AS (
+       SELECT j.id, j.type, j.package_name, j.active, j.cron_spec, j.node_id, j.last_run_at, j.next_run_at
+         FROM background_jobs j WHERE $2::boolean OR j.active),
+     last AS (
+       SELECT DISTINCT ON (h.package_name, h.run_at) h.package_name, h.run_at, h.status, h.error
+         FROM background_job_histories h JOIN jobs ON h.package_name = jobs.package_name AND h.run_at = jobs.last_run_at
+        ORDER BY h.package_name, h.run_at, h.id DESC),
+     fail AS (
+       SELECT h.package_name, count(*) AS n FROM background_job_histories h
+        WHERE h.status = 'failure' AND h.run_at >= $1::timestamp - interval '24 hours' GROUP BY h.package_name)
+     SELECT jobs.*, last.status AS last_status, last.error AS last_error, coalesce(fail.n, 0) AS failures_24h
+       FROM jobs
+       LEFT JOIN last ON last.package_name = jobs.package_name AND last.run_at = jobs.last_run_at
+       LEFT JOIN fail ON fail.package_name = jobs.package_name
+      ORDER BY jobs.id`,
+    [now, all],
+  );
+  return r.rows.map((row) => ({ ...row, failures_24h: Number(row.failures_24h) }));
+}

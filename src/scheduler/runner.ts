@@ -31,6 +31,8 @@ export interface RunJobParams {
   job: BackgroundJobRow;
   /** Aborted on shutdown: the job is stopped like at its time limit. */
   shutdown?: AbortSignal;
+  /** Called with the pid of a Perl run's process once it runs (`status`). */
+  onPerlPid?: (pid: number) => void;
 }
 
 export interface RunOutcome {
@@ -243,6 +245,7 @@ async function runPerlClaimedJob(p: RunJobParams, runAt: string, glueNote: strin
       // package_name: the preloaded Perl parent loads the package for the runs after this one
       action: 'run_job', request: { job_id: p.job.id, package_name: name }, jobId: p.job.id,
       timeLimitMs: timeLimitFor(p.config, undefined, name), signal: p.shutdown, label: `job package ${name}`,
+      onSpawn: p.onPerlPid,
     })) as PerlJobResult;
   } catch (e) {
     const data = e instanceof PerlRunError && e.data !== undefined ? e.data : p.job.data;

@@ -6,6 +6,7 @@
 //    other as in kivitendo, so a slow or hung client only occupies its own slot;
 //  - every job is claimed with an advisory lock (claimJob), so several servers never run one twice;
 //  - an auth DB or client DB outage is logged once, retried with backoff and survived.
+import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import { formatLocalTimestamp, parseLocalTimestamp, systemClock, type Clock } from '../clock';
 import type { Config } from '../config/config';
@@ -13,7 +14,8 @@ import { enabledClients, loadUserById, loadUserByLogin } from '../db/auth';
 import { claimJob, claimJobById, earliestNextRun, releaseJob, selectDueJobs, type NodeFilter } from '../db/backgroundJobs';
 import type { HistoryRow } from '../db/backgroundJobHistories';
 import { clientDbParams, openConnection, type Client } from '../db/pg';
-import type { ClientRow, TaskServerUser } from '../jobs/types';
+import type { BackgroundJobRow, ClientRow, TaskServerUser } from '../jobs/types';
+import { routeJobPackage } from '../jobs/registry';
 import type { Logger } from '../log/logger';
 import { Backoff, isTransientDbError } from './backoff';
 import { Semaphore } from './semaphore';
@@ -61,6 +63,53 @@ interface ClientState {
   backoff: Backoff;
   /** Set while the client's DB is unreachable: the outage is reported once. */
   outage?: string;
+  outageSince?: number;
+}
+
+/** A job running now, as `status` shows it. */
+export interface RunningJob {
+  clientId: number;
+  client: string;
+  jobId: number;
+  package: string | null;
+  startedAt: number;
+  how: 'native' | 'perl' | 'cannot run';
+  /** The Perl process of the run, once it runs. */
+  perlPid?: number;
+}
+
+/** Emitted as 'job-finished' after the history row is written (metrics, state file). */
+export interface JobFinished {
+  run: RunningJob;
+  status: 'success' | 'failure';
+  durationMs: number;
+  /** From next_run_at to the start of the run; undefined for jobs due "at once". */
+  startLatencyMs?: number;
+  runAt: string;
+}
+
+/** Emitted as 'sweep' after every pass over the clients. */
+export interface SweepFinished {
+  durationMs: number;
+  polled: number;
+}
+
+/** The scheduler's own state, for `status`, /healthz and /metrics: nothing here is read from a database. */
+export interface SchedulerSnapshot {
+  sweeps: number;
+  jobsRun: number;
+  /** When the last sweep ended / the current one began (ms since epoch). */
+  lastSweepEndedAt?: number;
+  sweepStartedAt?: number;
+  lastSweepMs: number;
+  lastSweepPolled: number;
+  /** Enabled clients known from the auth DB. */
+  clients: number;
+  authOutage?: { since: number; error: string };
+  outages: { clientId: number; client: string; since: number; error: string }[];
+  running: RunningJob[];
+  /** The last run of each job this process ran: "clientId:jobId" → run_at, duration, status. */
+  lastRuns: Record<string, { runAt: string; ms: number; status: 'success' | 'failure' }>;
 }
 
 /**
@@ -102,6 +151,14 @@ export class Scheduler {
   private readonly runners = new Set<Promise<void>>();
   private readonly runSlots: Semaphore;
   private readonly shutdown = new AbortController();
+  /** 'sweep' (SweepFinished), 'job-started' (RunningJob), 'job-finished' (JobFinished): metrics and the state file listen. */
+  readonly events = new EventEmitter();
+  private readonly running = new Map<string, RunningJob>();
+  private readonly lastRuns = new Map<string, { runAt: string; ms: number; status: 'success' | 'failure' }>();
+  private authOutageSince?: number;
+  private lastSweepEndedAt?: number;
+  private sweepStartedAt?: number;
+  private lastSweepPolled = 0;
 
   constructor(readonly opts: SchedulerOptions) {
     this.config = opts.config;
@@ -125,9 +182,13 @@ export class Scheduler {
       this.wakeRequested = false;
       const pollAll = this.clients.size === 0;
       const started = performance.now();
+      this.sweepStartedAt = Date.now();
       await this.sweep(pollAll);
       this.stats.sweeps += 1;
       this.stats.lastSweepMs = performance.now() - started;
+      this.lastSweepEndedAt = Date.now();
+      this.sweepStartedAt = undefined;
+      this.events.emit('sweep', { durationMs: this.stats.lastSweepMs, polled: this.lastSweepPolled } satisfies SweepFinished);
       this.resolveFirstPoll();
       const memory = this.opts.memoryCheck?.();
       if (memory) {
@@ -140,6 +201,25 @@ export class Scheduler {
       await this.sleep(this.sleepMs());
     }
     return 'stopped';
+  }
+
+  snapshot(): SchedulerSnapshot {
+    const outages = [...this.clients.values()]
+      .filter((c) => c.outage !== undefined)
+      .map((c) => ({ clientId: c.row.id, client: c.row.name, since: c.outageSince ?? 0, error: c.outage! }));
+    return {
+      sweeps: this.stats.sweeps,
+      jobsRun: this.stats.jobsRun,
+      lastSweepEndedAt: this.lastSweepEndedAt,
+      sweepStartedAt: this.sweepStartedAt,
+      lastSweepMs: this.stats.lastSweepMs,
+      lastSweepPolled: this.lastSweepPolled,
+      clients: this.clients.size,
+      authOutage: this.authOutage === undefined ? undefined : { since: this.authOutageSince ?? 0, error: this.authOutage },
+      outages,
+      running: [...this.running.values()].map((r) => ({ ...r })),
+      lastRuns: Object.fromEntries(this.lastRuns),
+    };
   }
 
   /** SIGALRM: poll every client now. */
@@ -225,6 +305,7 @@ export class Scheduler {
       if (pollAll || state.earliest === undefined || state.earliest <= now || repollAt(state) <= now) toPoll.push(state);
     }
     for (const id of this.clients.keys()) if (!seen.has(id) && !this.clients.get(id)!.running) this.clients.delete(id);
+    this.lastSweepPolled = toPoll.length;
     await mapBounded(toPoll, POLL_CONCURRENCY, (c) => this.poll(c));
   }
 
@@ -262,6 +343,7 @@ export class Scheduler {
       const msg = (e as Error).message;
       // The outage is logged once, with its first error, whatever global_level says; its end names
       // that first error again (later ones are mostly "connection refused" while it restarts).
+      if (!this.authOutage) this.authOutageSince = Date.now();
       if (!this.authOutage) this.log.problem(`The authentication database is unreachable, retrying with backoff: ${msg}`);
       this.authOutage ??= msg;
       this.authBackoff.fail(this.clock.now().getTime());
@@ -307,6 +389,7 @@ export class Scheduler {
     state.backoff.fail(this.clock.now().getTime(), isTransientDbError(e) ? 2000 : 60_000);
     if (state.outage) return;
     state.outage = e.message;
+    state.outageSince = Date.now();
     this.log.problem(`Exception during execution: ${msg}`);
     this.notify({ kind: 'client-outage', client: state.row, message: e.message });
   }
@@ -316,6 +399,7 @@ export class Scheduler {
     if (!state.outage) return;
     this.log.notice(`client ${state.row.id} (${state.row.name}) is reachable again (was: ${state.outage}).`);
     state.outage = undefined;
+    state.outageSince = undefined;
     this.notify({ kind: 'client-recovered', client: state.row });
   }
 
@@ -354,15 +438,19 @@ export class Scheduler {
         if (this.stopping) break;
         const job = await claimJob(db, candidate.id, formatLocalTimestamp(this.clock.now()), filter);
         if (!job) continue; // another server has it, or it is no longer due
+        const run = this.jobStarted(state.row, job);
         try {
           const { history } = await runClaimedJob({
             config: this.config, log: this.log, clock: this.clock, nodeId: this.opts.nodeId,
             client: state.row, user, control: db, job, shutdown: this.shutdown.signal,
+            onPerlPid: (pid) => (run.perlPid = pid),
           });
+          this.jobFinished(run, job, history);
           this.stats.jobsRun += 1;
           this.log.debug(`   Executed job ${job.package_name}; result: ${describeOutcome(history)}`);
           if (history.status === 'failure') this.notify({ kind: 'job', client: state.row, user, history });
         } finally {
+          this.running.delete(`${run.clientId}:${run.jobId}`);
           await releaseJob(db, job.id).catch(() => undefined);
         }
       }
@@ -371,7 +459,36 @@ export class Scheduler {
       await db?.end().catch(() => undefined);
     }
   }
+
+  private jobStarted(client: ClientRow, job: BackgroundJobRow): RunningJob {
+    const route = routeJobPackage(this.config, job.package_name);
+    const run: RunningJob = {
+      clientId: client.id, client: client.name, jobId: job.id, package: job.package_name, startedAt: Date.now(),
+      how: route.kind === 'native' ? 'native' : route.kind === 'perl' ? 'perl' : 'cannot run',
+    };
+    this.running.set(`${client.id}:${job.id}`, run);
+    this.events.emit('job-started', run);
+    return run;
+  }
+
+  private jobFinished(run: RunningJob, job: BackgroundJobRow, history: HistoryRow) {
+    const durationMs = Date.now() - run.startedAt;
+    const due = job.next_run_at && !/infinity/.test(job.next_run_at) ? parseLocalTimestamp(job.next_run_at).getTime() : undefined;
+    const key = `${run.clientId}:${run.jobId}`;
+    this.lastRuns.delete(key);
+    this.lastRuns.set(key, { runAt: history.run_at, ms: durationMs, status: history.status });
+    // Bounded: the oldest entries go first (a Map keeps insertion order).
+    if (this.lastRuns.size > MAX_LAST_RUNS) this.lastRuns.delete(this.lastRuns.keys().next().value!);
+    const finished: JobFinished = {
+      run, status: history.status, durationMs, runAt: history.run_at,
+      startLatencyMs: due === undefined ? undefined : Math.max(0, run.startedAt - due),
+    };
+    this.events.emit('job-finished', finished);
+  }
 }
+
+/** Enough for every job of 200 clients with 10 jobs each; bounded so the state file stays small. */
+const MAX_LAST_RUNS = 2000;
 
 /**
  * kivitendo compares next_run_at with "now" in whole seconds, so a fractional next_run_at is due
@@ -444,7 +561,7 @@ function delay(ms: number) {
 }
 
 /** Runs fn over items with at most `limit` at a time. */
-async function mapBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function mapBounded<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {

@@ -68,6 +68,8 @@ class PerlParent {
   /** No new runs (idle exit announced by dying, SIGHUP, broken). */
   retired = false;
   dead = false;
+  /** When a run last started or ended here (status: "idle for"). */
+  lastActive = Date.now();
   private markReady!: (ok: boolean) => void;
 
   constructor(
@@ -178,6 +180,7 @@ class PerlParent {
 
   private drop(p: Pending) {
     if (!this.runs.delete(p.run)) return;
+    this.lastActive = Date.now();
     p.server.close();
     fs.rmSync(p.socket, { force: true });
     if (this.sick && !this.runs.size) this.kill();
@@ -214,6 +217,7 @@ class PerlParent {
   /** Forks a run; undefined when the parent cannot take it (the caller starts a cold perl). */
   async fork(request: unknown, pgappname: string): Promise<ForkedRun | undefined> {
     if (!(await this.ready) || this.retired) return undefined;
+    this.lastActive = Date.now();
     const run = this.nextRun++;
     const socket = path.join(this.dir, `run-${run}.sock`);
     const server = net.createServer();
@@ -319,6 +323,8 @@ const all = new Set<PerlParent>();
 let exitHook = false;
 /** mkdtemp failed (TMPDIR missing or full): said once, runs start a cold perl. */
 let noDirWarned = false;
+/** Preloaded parents started by this process (metrics: a count that climbs means parents keep dying). */
+let perlParentStarts = 0;
 
 /**
  * A run forked by the preloaded parent of this perl and installation (started on demand), or
@@ -344,6 +350,7 @@ export async function forkPreloaded(config: Config, log: Logger, glue: string, r
     noDirWarned = false;
     parents.set(key, parent);
     all.add(parent);
+    perlParentStarts += 1;
     if (!exitHook) {
       exitHook = true;
       process.on('exit', () => {
@@ -374,4 +381,15 @@ export function perlParentRuns(): number {
 /** Pids of the preloaded parents now running (benchmarks, tests). */
 export function perlParentPids(): number[] {
   return [...all].filter((p) => !p.dead && p.proc.pid).map((p) => p.proc.pid!);
+}
+
+/** The preloaded parents now running, for `status` and the metrics. */
+export function perlParentStates(): { pid: number; runs: number; idleSinceMs?: number }[] {
+  return [...all]
+    .filter((p) => !p.dead && p.proc.pid)
+    .map((p) => ({ pid: p.proc.pid!, runs: p.runCount, idleSinceMs: p.runCount ? undefined : p.lastActive }));
+}
+
+export function perlParentStartCount(): number {
+  return perlParentStarts;
 }

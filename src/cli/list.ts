@@ -10,7 +10,9 @@ import type { ClientRow } from '../db/rows';
 import { oneLine } from '../daemon/errors';
 import { pidState } from '../daemon/pidFile';
 import { readStateFile, stateFilePath, type DaemonState } from '../daemon/stateFile';
+import { readClientKivitendo } from '../jobs/clientRouting';
 import { routeJobPackage } from '../jobs/registry';
+import type { ClientKivitendo } from '../jobs/releases';
 import { mapBounded, resolveNodeId } from '../scheduler/scheduler';
 import type { Context } from './control';
 import { filterJobs, formatTable, runsHow, sortByNextRun, toJson, type ListedJob, type RunsHow } from './listFormat';
@@ -44,13 +46,14 @@ export async function list(ctx: Context): Promise<number> {
     let db: Client | undefined;
     try {
       db = await openConnection(clientDbParams(c), { applicationName: APP, connectTimeoutMs: 5000 });
+      const kivi = await readClientKivitendo(config.kivitendoDir, db);
       for (const job of await listJobs(db, formatLocalTimestamp(now), ctx.opts.all)) {
         // The daemon knows its own runs exactly; the history is matched by package and time only.
         const last = daemon?.lastRuns[`${c.id}:${job.id}`];
         const known = last && last.runAt === job.last_run_at ? last : undefined;
         jobs.push({
           clientId: c.id, clientName: c.name, job: known && known.status !== job.last_status ? { ...job, last_status: known.status, last_error: null } : job,
-          runs: howItRunsHere(config, job), lastDurationMs: known?.ms,
+          runs: howItRunsHere(config, job, kivi), lastDurationMs: known?.ms,
         });
       }
     } catch (e) {
@@ -69,12 +72,12 @@ export async function list(ctx: Context): Promise<number> {
   return problems.length ? 1 : 0;
 }
 
-/** The route check uses (issue 13's version routing flows in through routeJobPackage), plus this node. */
-function howItRunsHere(config: Config, job: ListedJobRow): RunsHow {
+/** The route check and the runner use (the client's kivitendo decides native or Perl), plus this node. */
+function howItRunsHere(config: Config, job: ListedJobRow, kivi: ClientKivitendo): RunsHow {
   const node = resolveNodeId(config);
   const mine = config.taskServer.onlyRunTasksForThisNode ? job.node_id === node : !job.node_id || job.node_id === node;
   if (!mine) return { how: 'cannot run', reason: 'other-node', detail: `the job is assigned to node '${job.node_id ?? ''}'; this node is '${node}'` };
-  return runsHow(routeJobPackage(config, job.package_name));
+  return runsHow(routeJobPackage(config, job.package_name, kivi));
 }
 
 function daemonState(pidFile: string): DaemonState | undefined {

@@ -7,7 +7,6 @@
 // scripts/task_server.pl (twin run), so that it proves what it claims.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { ElementHandle, Page } from 'puppeteer-core';
@@ -158,7 +157,8 @@ async function run(kind: TaskServerKind) {
       await s.step(step, async () => {
         if (testMode) {
           await page.goto(`${url}/controller.pl?action=CsvImport/new&profile.type=customers_vendors`);
-          const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kts-csv-')), 'kunden.csv');
+          // beside the screenshots: removed with them, kept with them on failure
+          const file = path.join(s.dir, 'kunden.csv');
           fs.writeFileSync(file, CSV);
           const input = await page.waitForSelector('input[type=file][name=file]');
           await (input as unknown as { uploadFile(f: string): Promise<void> }).uploadFile(file);

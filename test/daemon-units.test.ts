@@ -150,5 +150,8 @@ describe('argument parsing', () => {
     assert.equal(r.client, 'Demo');
     assert.equal(r.foreground, true);
     assert.throws(() => parseArgs(['start', '--daemon-child=evil']), UsageError);
+    // what `ps` shows of a detached daemon names where its output goes
+    assert.equal(parseArgs(['start', '--daemon-child=debug-log']).daemonChild, 'debug-log');
+    assert.throws(() => parseArgs(['start', '--daemon-child=null']), UsageError);
   });
 });

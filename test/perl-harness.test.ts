@@ -5,7 +5,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { insertJob } from './harness/jobs';
+import { loadConfig } from '../src/config/config';
+import { stopPerlParents } from '../src/jobs/perl/preload';
+import { insertJob, runJob } from './harness/jobs';
 import { createKivitendoInstallation, type KivitendoInstallation } from './harness/kivitendo';
 
 let inst: KivitendoInstallation;
@@ -13,7 +15,10 @@ let inst: KivitendoInstallation;
 before(async () => {
   inst = await createKivitendoInstallation();
 });
-after(() => inst?.remove());
+after(() => {
+  stopPerlParents();
+  inst?.remove();
+});
 
 function taskServerPl(args: string[]) {
   return spawnSync(inst.perl, ['scripts/task_server.pl', ...args], { cwd: inst.root, encoding: 'utf8', timeout: 120_000 });
@@ -41,6 +46,17 @@ test("a Test job with `exception` fails in kivitendo with its own message", asyn
   const [h] = await inst.query('Demo', `SELECT status, error FROM background_job_histories WHERE status = 'failure'`);
   assert.equal(h.status, 'failure');
   assert.match(h.error, /^Oh cruel world: boom at .*SL\/BackgroundJob\/Test\.pm line \d+\.\n$/);
+
+  // Ours writes the same text, natively and through kivitendo's Perl code. Only task_server.pl's path
+  // spelling (its @INC holds scripts/..) and, in its daemon, the `, <GEN4> line 21` of the handle its
+  // process read last differ (README "Differences").
+  const kivitendo = h.error.replace(`${inst.root}/scripts/../`, `${inst.root}/`).replace(/, <\w+> line \d+\.\n$/, '.\n');
+  const config = loadConfig(inst.root, 'config/kivitendo.conf');
+  for (const perlPackages of [[], ['Test']]) {
+    const own = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', cronSpec: '* * * * *', data: '---\nexception: boom\n' });
+    const ours = await runJob(inst, 'Demo', { jobId: own, config: { ...config, taskServer: { ...config.taskServer, perlPackages } } });
+    assert.equal(ours.history.error, kivitendo, perlPackages.length ? 'through Perl' : 'native');
+  }
 });
 
 test('test-only packages can be placed into the installation without touching the shared tree', () => {

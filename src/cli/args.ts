@@ -23,7 +23,8 @@ export interface CliOptions {
   /** --debug: print PIDFILE=<path> first (as Daemon::Generic) */
   printPidFile: boolean;
   /** hidden: this process is the detached daemon child; stderr goes to syslog or nowhere */
-  daemonChild?: 'syslog' | 'null';
+  /** the detached daemon's output: syslog (through `logger`), or the debug log when there is no syslog socket */
+  daemonChild?: 'syslog' | 'debug-log';
 }
 
 export class UsageError extends Error {
@@ -124,7 +125,7 @@ export function parseArgs(argv: string[]): CliOptions {
   if (opts.client !== undefined && opts.runJob === undefined && command !== 'list') throw new UsageError('Option client can only be used together with --run-job or list');
   const child = single(a['daemon-child']);
   if (child !== undefined) {
-    if (child !== 'syslog' && child !== 'null') throw new UsageError(`Unknown option: daemon-child=${child}`);
+    if (child !== 'syslog' && child !== 'debug-log') throw new UsageError(`Unknown option: daemon-child=${child}`);
     opts.daemonChild = child;
   }
   return opts;

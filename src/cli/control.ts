@@ -163,7 +163,7 @@ export async function start(ctx: Context): Promise<number> {
     return runJobOnce({ ...loc, jobId: ctx.opts.runJob, client: ctx.opts.client, journald: journald(ctx) });
   }
   if (ctx.opts.daemonChild) {
-    return runDaemon({ ...loc, reporter: childReporter(), detached: true, journald: journald(ctx), stderrLost: ctx.opts.daemonChild === 'null' });
+    return runDaemon({ ...loc, reporter: childReporter(), detached: true, journald: journald(ctx), stderrLost: ctx.opts.daemonChild === 'debug-log' });
   }
   const s = pidState(ctx.pidFile);
   if (s.state === 'running') {

@@ -1,6 +1,8 @@
 // Daemonising without fork(): `start` re-runs this executable with the same command plus the hidden
 // flag --daemon-child, detached (new session via setsid), stdin from /dev/null, stdout/stderr into
-// syslog (`logger --prio-prefix`, like task_server.pl's logger pipe) or /dev/null, and an extra pipe
+// syslog (`logger --prio-prefix`, like task_server.pl's logger pipe; `--daemon-child=syslog`) or
+// /dev/null with every line going to the debug log instead (`--daemon-child=debug-log`: the name
+// admins see in `ps`), and an extra pipe
 // on fd 3 over which the child reports progress as JSON lines:
 //   {"t":"out","line":...}  a line for the caller's stdout (e.g. "Removed stale pid file ...")
 //   {"t":"err","line":...}  a line for the caller's stderr (a pre-flight error)
@@ -166,7 +168,7 @@ export function startDetached(opts: DetachOptions): Promise<number> {
   const syslog = spawnSyslogPipe();
   const { file, prefix } = selfCommand();
   const stdio: StdioOptions = ['ignore', syslog?.stream ?? 'ignore', syslog?.stream ?? 'ignore', 'pipe'];
-  const child = spawn(file, [...prefix, ...opts.args, `${DAEMON_CHILD_FLAG}=${syslog ? 'syslog' : 'null'}`], {
+  const child = spawn(file, [...prefix, ...opts.args, `${DAEMON_CHILD_FLAG}=${syslog ? 'syslog' : 'debug-log'}`], {
     cwd: opts.cwd,
     detached: true,
     stdio,

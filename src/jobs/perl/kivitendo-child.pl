@@ -357,8 +357,8 @@ sub reply {
 }
 
 # What kivitendo's task server sets up before each job of a client: config, debug log, locale,
-# form, auth with the client, instance configuration, request, a session, the task server user's
-# %myconfig and its locale.
+# form, auth with the client, instance configuration, request, a session (this run's own: see
+# start_own_session), the task server user's %myconfig and its locale.
 sub initialize_kivitendo {
   my ($req) = @_;
 
@@ -392,8 +392,7 @@ sub initialize_kivitendo {
   $::request       = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
 
   die "the authentication database has no session tables\n" unless $::auth->session_tables_present;
-  $::auth->restore_session;
-  $::auth->create_or_refresh_session;
+  start_own_session();
 
   my $login = $req->{login};
   %::myconfig = $::auth->read_user(login => $login);
@@ -404,11 +403,34 @@ sub initialize_kivitendo {
   $phase = 'load';
 }
 
+# A session of this run's own, never one restored from a cookie. kivitendo's task server calls
+# restore_session, which takes the session id from the HTTP_COOKIE variable of a daemon the web UI
+# started (CGI reads cookies from the environment): its jobs then run in, and write back, the session
+# of the user who clicked "start" or is waiting for an import. Ours would destroy it at the end, so
+# it is neither restored nor named from outside: a fresh random id (create_or_refresh_session without
+# a current one), which no auth.session row, cookie or session_files folder names yet. The server
+# removes the web request's variables at start-up already; this holds whatever perl inherits.
+my $own_session;
+sub start_own_session {
+  delete @ENV{qw(HTTP_COOKIE COOKIE)};
+  $::auth->session_id(undef);
+  $::auth->{SESSION} = {};
+  $own_session = $::auth->create_or_refresh_session;
+}
+
 # After the action: roll back what a package left open (kivitendo does the same after each
-# client), and drop this run's session instead of leaving one auth.session row per run.
+# client), and drop this run's own session (its auth.session rows, should a package have saved it,
+# and its users/session_files folder) instead of leaving one per run — only that one, whatever
+# session id the package's code may have set meanwhile.
 sub finish_kivitendo {
   eval { SL::DB->client->dbh->rollback };
-  eval { $::auth->destroy_session if $::auth };
+  if ($::auth && $own_session) {
+    eval {
+      $::auth->session_id($own_session);
+      $::auth->destroy_session;
+    };
+    $own_session = undef;
+  }
   # Its backends end now, before the server records the run.
   eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
   timing('finish');

@@ -4,7 +4,8 @@
 // headless Chromium (Debian `chromium`, driven by puppeteer-core; nothing is downloaded).
 //
 // kivitendo's web front (fcgi/dispatcher.fcgi, public/) is not in ../shared/kivitendo-erp; it comes
-// from KIVITENDO_WEB_SRC (a checkout of the same kivitendo release), which .ci/run provides.
+// from KIVITENDO_WEB_SRC (a checkout of the same kivitendo release). Without it `npm test` leaves the
+// test out, saying so; `npm run test:webui` runs it and fails naming what is missing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -28,7 +29,7 @@ export interface WebFront {
   gid: number;
 }
 
-function webFrontSource(): string | undefined {
+export function webFrontSource(): string | undefined {
   for (const dir of [process.env.KIVITENDO_WEB_SRC, KIVITENDO_SRC]) {
     if (dir && fs.existsSync(path.join(dir, 'fcgi', 'dispatcher.fcgi')) && fs.existsSync(path.join(dir, 'public', 'js'))) return dir;
   }
@@ -49,7 +50,7 @@ export function requireRealWebUi(): WebFront {
   if (!src) {
     missing.push(
       `kivitendo's web front (fcgi/dispatcher.fcgi and public/, left out of ${KIVITENDO_SRC}): set KIVITENDO_WEB_SRC to a checkout of the same kivitendo release ` +
-        `(bash .ci/run fetches one: git clone https://github.com/kivitendo/kivitendo-erp, the commit named in ${path.join(KIVITENDO_SRC, 'README.md')})`,
+        `(the commit named in ${path.join(KIVITENDO_SRC, 'README.md')})`,
     );
   }
   if (missing.length) throw new Error(`the real web UI test cannot run; missing: ${missing.join('; ')}`);

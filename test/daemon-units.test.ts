@@ -144,6 +144,7 @@ describe('argument parsing', () => {
   test('options before and after the command; last -c wins', () => {
     assert.deepEqual(parseArgs(['-c', 'a.conf', 'start', '-f', '--configfile=b.conf']), {
       command: 'start', configFile: 'b.conf', foreground: true, client: undefined, kivitendoDir: undefined, printPidFile: false,
+      all: false, failed: false, json: false,
     });
     const r = parseArgs(['--run-job', '7', '--client=Demo', 'debug']);
     assert.equal(r.runJob, 7);

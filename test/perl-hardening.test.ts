@@ -93,7 +93,7 @@ const LINGER = pkg('KtsLinger', `sub run {
 const SLEEP = pkg('KtsSleep', `sub run {
   my ($self, $job) = @_;
   open my $fh, '>', 'users/kts-sleep.' . $job->id or die; close $fh;
-  sleep 4;
+  sleep($job->data_as_hash->{sleep} // 4);
   return 'slept through the stop';
 }`);
 
@@ -345,7 +345,8 @@ describe('a preloaded parent that does not fork in time', () => {
       const warm = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', active: false, data: '---\nresult: warm\n' });
       assert.equal(await run(warm), 'warm', log.lines.join('\n'));
       const [parent] = perlParentPids();
-      const sleeper = await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once', active: false });
+      // Longer than the 10 s fork timeout: the run is still in the parent when it is retired.
+      const sleeper = await insertJob(inst, 'Demo', { packageName: 'KtsSleep', type: 'once', active: false, data: '---\nsleep: 16\n' });
       const inParent = run(sleeper);
       await waitFor('the sleeping run to start', () => fs.existsSync(path.join(inst.root, 'users', `kts-sleep.${sleeper}`)), 90_000);
       process.kill(parent, 'SIGSTOP'); // a parent that does not answer (swapped out, stuck)

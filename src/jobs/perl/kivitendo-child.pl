@@ -410,10 +410,12 @@ sub initialize_kivitendo {
 # it is neither restored nor named from outside: a fresh random id (create_or_refresh_session without
 # a current one), which no auth.session row, cookie or session_files folder names yet. The server
 # removes the web request's variables at start-up already; this holds whatever perl inherits.
+# kivitendo 4.0.0 keeps the id in a variable of SL::Auth's file, without an accessor: there it is
+# unset in a fresh process (nothing restored it), and create_or_refresh_session makes the new one.
 my $own_session;
 sub start_own_session {
   delete @ENV{qw(HTTP_COOKIE COOKIE)};
-  $::auth->session_id(undef);
+  $::auth->session_id(undef) if $::auth->can('session_id');
   $::auth->{SESSION} = {};
   $own_session = $::auth->create_or_refresh_session;
 }
@@ -426,7 +428,7 @@ sub finish_kivitendo {
   eval { SL::DB->client->dbh->rollback };
   if ($::auth && $own_session) {
     eval {
-      $::auth->session_id($own_session);
+      $::auth->session_id($own_session) if $::auth->can('session_id');
       $::auth->destroy_session;
     };
     $own_session = undef;

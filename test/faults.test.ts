@@ -51,13 +51,13 @@ async function history(client: string, where = 'TRUE', params: unknown[] = []) {
 /** Waits until the job's own connection waits for a lock (it hangs on the test's table lock). */
 async function waitForHang(client: string, jobId: number, server: ReturnType<typeof spawnCli>) {
   await waitFor('the job to hang on the lock', async () => {
-    const r = await query(client, `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${jobId}`]);
+    const r = await query(client, `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${jobId}`]);
     return r.length > 0;
   }, 20_000, server);
 }
 
 async function jobBackendGone(client: string, jobId: number) {
-  const r = await query(client, `SELECT 1 FROM pg_stat_activity WHERE application_name = $1`, [`kivitendo-task-server job ${jobId}`]);
+  const r = await query(client, `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, [`kivitendo-task-server job ${jobId}`]);
   return r.length === 0;
 }
 

@@ -95,7 +95,7 @@ test('kill -9 of a server mid-job: another server runs the job; nothing left blo
   await waitFor('the job to hang on the lock', async () => {
     // Inside a transaction PostgreSQL keeps one snapshot of pg_stat_activity: clear it each time.
     await blocker.query('SELECT pg_stat_clear_snapshot()');
-    const r = await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${jobId}`]);
+    const r = await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${jobId}`]);
     return r.rows.length > 0;
   }, 20_000).catch(async (e) => {
     const act = await blocker.query(`SELECT application_name, state, wait_event_type, left(query, 60) AS q FROM pg_stat_activity WHERE datname = current_database()`);

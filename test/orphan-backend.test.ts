@@ -22,8 +22,9 @@ function startServer(n: number) {
   return s;
 }
 
+// Only this client's database: job ids are per database, and other test files' job 9 may run beside it.
 const jobBackends = (jobId: number) =>
-  inst.query<{ pid: number; wait_event_type: string | null }>('A', 'SELECT pid, wait_event_type FROM pg_stat_activity WHERE application_name = $1', [appName(jobId)]);
+  inst.query<{ pid: number; wait_event_type: string | null }>('A', 'SELECT pid, wait_event_type FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [appName(jobId)]);
 
 before(async () => {
   inst = await createInstallation({ clients: [{ name: 'A' }] });

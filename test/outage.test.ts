@@ -132,7 +132,7 @@ describe('PostgreSQL outages', { concurrency: false }, () => {
     const [{ id }] = await query<{ id: number }>(`INSERT INTO background_jobs (type, package_name, active) VALUES ('once', 'CleanBackgroundJobHistory', true) RETURNING id`);
     process.kill(pid, 'SIGALRM');
     await waitFor('the job to hang', async () =>
-      (await query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${id}`])).length > 0, 10_000);
+      (await query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() AND wait_event_type = 'Lock'`, [`kivitendo-task-server job ${id}`])).length > 0, 10_000);
     pg.restart();
     const back = Date.now();
     await blocker.end().catch(() => undefined);

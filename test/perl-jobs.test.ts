@@ -234,13 +234,13 @@ describe('kivitendo Perl packages through the daemon (sources)', { concurrency: 
     const [perlPid, kidPid] = (await waitFor('the hang package to start', async () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim(), 60_000, server))
       .split(' ').map(Number);
     const app = `kivitendo-task-server job ${id} perl`;
-    assert.equal((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app])).length >= 1, true, 'its backend carries the job in application_name');
+    assert.equal((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [app])).length >= 1, true, 'its backend carries the job in application_name');
     const row = await rowOf('KtsTestHang', server);
     assert.equal(row.status, 'failure');
     assert.equal(row.error, `job package KtsTestHang (ID ${id}) exceeded its time limit of 25 s and was stopped; its Perl process was killed and its database backends terminated`);
     assert.ok(!alive(perlPid), 'the perl process is gone (it ignored SIGTERM: SIGKILL after the grace)');
     assert.ok(!alive(kidPid), 'what it started is gone too (process group)');
-    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app]), []);
+    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [app]), []);
     const next = await waitFor('the next job of the client', async () => (await history('result = $1', ['after the hang']))[0], 60_000, server);
     assert.equal(next.status, 'success');
     assert.ok(after > id);
@@ -335,7 +335,7 @@ describe('shutdown', () => {
     assert.equal(row.error, `job package KtsTestHang (ID ${id}) was stopped because the task server shut down; its Perl process was killed and its database backends terminated`);
     assert.ok(took >= KILL_GRACE_MS && took < KILL_GRACE_MS + 5000, `SIGTERM ignored: SIGKILL after the ${KILL_GRACE_MS} ms grace (took ${took} ms)`);
     assert.ok(!alive(perlPid) && !alive(kidPid), 'the Perl process and what it started are gone');
-    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [`kivitendo-task-server job ${id} perl`]), []);
+    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [`kivitendo-task-server job ${id} perl`]), []);
     assert.ok(log.some((l) => l.includes(`BackgroundJob ID ${id}: job package KtsTestHang (ID ${id}) was stopped because the task server shut down`)), log.join('\n'));
   });
 

@@ -126,11 +126,11 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     alarm();
     const [perlPid, kidPid] = await hangPids();
     const app = `kivitendo-task-server job ${id} perl`;
-    assert.ok((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app])).length >= 1, 'the forked child\'s backend carries its job in application_name');
+    assert.ok((await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [app])).length >= 1, 'the forked child\'s backend carries its job in application_name');
     const row = await nthRow('KtsPreloadHang', 1, server);
     assert.equal(row.error, `job package KtsPreloadHang (ID ${id}) exceeded its time limit of 8 s and was stopped; its Perl process was killed and its database backends terminated`);
     assert.ok(!alive(perlPid) && !alive(kidPid), 'the forked child and what it started are gone');
-    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [app]), []);
+    assert.deepEqual(await inst.query('Demo', 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [app]), []);
     assert.equal(forkOf(server, id).parent, firstParent);
     assert.ok(alive(firstParent), 'the parent survived');
     const next = await insertJob(inst, 'Demo', { packageName: 'Test', type: 'once', data: '---\nresult: after the limit\n' });

@@ -36,7 +36,7 @@ after(() => {
 const appName = (jobId: number) => `kivitendo-task-server job ${jobId}`;
 
 async function jobBackends(jobId: number) {
-  return inst.query<{ pid: number; wait_event_type: string | null }>('A', 'SELECT pid, wait_event_type FROM pg_stat_activity WHERE application_name = $1', [appName(jobId)]);
+  return inst.query<{ pid: number; wait_event_type: string | null }>('A', 'SELECT pid, wait_event_type FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [appName(jobId)]);
 }
 
 /** Holds LOCK TABLE employee on a connection of its own; the job's UPDATE employee waits for it. */

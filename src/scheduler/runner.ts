@@ -33,6 +33,8 @@ export interface RunJobParams {
   shutdown?: AbortSignal;
   /** Called with the pid of a Perl run's process once it runs (`status`). */
   onPerlPid?: (pid: number) => void;
+  /** How the run goes, once the client's kivitendo decided it (status, metrics). */
+  onRoute?: (kind: 'native' | 'perl' | 'unavailable') => void;
 }
 
 export interface RunOutcome {
@@ -76,6 +78,7 @@ export async function runClaimedJob(p: RunJobParams): Promise<RunOutcome> {
 
   const kivi = await readClientKivitendo(p.config.kivitendoDir, control);
   const route = routeForClient(p.config, p.log, p.client, job.package_name, kivi);
+  p.onRoute?.(route.kind);
   if (route.kind === 'perl') return runPerlClaimedJob(p, runAt, perlGlueNote(kivi));
 
   let status: 'success' | 'failure' = 'success';

@@ -444,6 +444,7 @@ export class Scheduler {
             config: this.config, log: this.log, clock: this.clock, nodeId: this.opts.nodeId,
             client: state.row, user, control: db, job, shutdown: this.shutdown.signal,
             onPerlPid: (pid) => (run.perlPid = pid),
+            onRoute: (kind) => (run.how = howItRuns(kind)),
           });
           this.jobFinished(run, job, history);
           this.stats.jobsRun += 1;
@@ -461,10 +462,11 @@ export class Scheduler {
   }
 
   private jobStarted(client: ClientRow, job: BackgroundJobRow): RunningJob {
+    // A first answer without the client's release; the runner's onRoute corrects it once read.
     const route = routeJobPackage(this.config, job.package_name);
     const run: RunningJob = {
       clientId: client.id, client: client.name, jobId: job.id, package: job.package_name, startedAt: Date.now(),
-      how: route.kind === 'native' ? 'native' : route.kind === 'perl' ? 'perl' : 'cannot run',
+      how: howItRuns(route.kind),
     };
     this.running.set(`${client.id}:${job.id}`, run);
     this.events.emit('job-started', run);
@@ -570,4 +572,9 @@ export async function mapBounded<T>(items: T[], limit: number, fn: (item: T) => 
     }
   });
   await Promise.all(workers);
+}
+
+/** A route's kind as status and the metrics name it. */
+function howItRuns(kind: 'native' | 'perl' | 'unavailable'): RunningJob['how'] {
+  return kind === 'native' ? 'native' : kind === 'perl' ? 'perl' : 'cannot run';
 }

@@ -5,6 +5,7 @@
 // Written at most once a second while jobs start and end: it is a few hundred KiB with 2,000 jobs.
 import fs from 'node:fs';
 import type { SchedulerSnapshot } from '../scheduler/scheduler';
+import { readMemoryUsage } from './memoryLimit';
 
 export interface DaemonState extends SchedulerSnapshot {
   format: 1;
@@ -42,12 +43,7 @@ export function readStateFile(file: string, pid: number): DaemonState | undefine
 
 /** VmRSS of a process in bytes (Linux), undefined when it is gone or not readable. */
 export function processRss(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
+  return readMemoryUsage(`/proc/${pid}/status`).rss;
 }
 
 export interface StateFileWriter {

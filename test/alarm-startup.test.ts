@@ -5,7 +5,8 @@
 // be covered is Node's own bootstrap before the first statement (it resets every signal disposition
 // and mask, so nothing set up by a parent survives into it); the README gives that window and
 // bench/startup.ts measures it. So the hammer below signals a Node process from the moment its
-// SIGALRM handler exists (SigCgt in /proc/PID/status), and any other process at once.
+// SIGALRM handler exists and the signal is not blocked (SigCgt, SigBlk in /proc/PID/status), and any
+// other process at once.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -40,9 +41,21 @@ function status(pid: number): string | undefined {
   return readIfExists(`/proc/${pid}/status`);
 }
 
-function catchesAlarm(st: string): boolean {
-  const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(st);
+function alarmBit(st: string, field: 'SigCgt' | 'SigBlk'): boolean {
+  const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(st);
   return m ? (BigInt(`0x${m[1]}`) & SIGALRM_BIT) !== 0n : false;
+}
+
+/**
+ * Our handler is in place and a signal now reaches it. A child that Node has forked but not yet
+ * exec'd still shows its parent's handler, but with every signal blocked: libuv resets the handlers
+ * to their defaults in the child and then unblocks, so a SIGALRM sent in that window stays pending
+ * and kills the child on unblocking, before our code exists in it. That window is Node's own, like
+ * its bootstrap, so the hammer waits until the process catches SIGALRM with it unblocked, a state a
+ * process only reaches once our code runs in it.
+ */
+function catchesAlarm(st: string): boolean {
+  return alarmBit(st, 'SigCgt') && !alarmBit(st, 'SigBlk');
 }
 
 /** The process and all its descendants (by PPid), found in /proc. */

@@ -128,8 +128,10 @@ async function compare(inst: KivitendoInstallation, client: string, binary: stri
       t.push(await latency(theirs));
     }
     console.log(`once KtsBench job, SIGALRM → history row, ${COMPARE} samples each, alternating:`);
-    console.log(`  kivitendo-task-server (warm)  median ${secs(median(o))} [${o.map(secs).join(', ')}]; first run (starts the parent) ${secs(firstOurs)}`);
-    console.log(`  task_server.pl                median ${secs(median(t))} [${t.map(secs).join(', ')}]; first run ${secs(firstTheirs)}`);
+    // Warm runs take tens of milliseconds: whole milliseconds, not seconds.
+    const ms = (x: number) => `${Math.round(x)} ms`;
+    console.log(`  kivitendo-task-server (warm)  median ${ms(median(o))} [${o.map(ms).join(', ')}]; first run (starts the parent) ${secs(firstOurs)}`);
+    console.log(`  task_server.pl                median ${ms(median(t))} [${t.map(ms).join(', ')}]; first run ${secs(firstTheirs)}`);
     console.log(`  ratio ours / task_server.pl   ${(median(o) / median(t)).toFixed(2)}   (${machineLine()})`);
     console.log(`  our daemon ${rssLine(ours.pid)}; ${parentLine(ours.pid)}; task_server.pl ${rssLine(theirs.pid)}`);
   } finally {

@@ -56,6 +56,27 @@ sub run {
 1;
 `;
 
+// Which backend a run's client connection is, and under which name.
+const WHO = `package SL::BackgroundJob::KtsPreloadWho;
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+sub run { return join ' ', SL::DB->client->dbh->selectrow_array("SELECT pg_backend_pid(), current_setting('application_name')") }
+1;
+`;
+const STANDBY = 'kivitendo-task-server perl standby';
+
+/** Backends of the standby (the next run's child, waiting) in the client's and in the auth database. */
+async function standbyBackends(): Promise<{ client: number[]; auth: number[] }> {
+  const sql = 'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() ORDER BY pid';
+  const client = (await inst.query<{ pid: number }>('Demo', sql, [STANDBY])).map((r) => r.pid);
+  const authDb = await inst.authConnection();
+  try {
+    return { client, auth: (await authDb.query<{ pid: number }>(sql, [STANDBY])).rows.map((r) => r.pid) };
+  } finally {
+    await authDb.end();
+  }
+}
+
 before(async () => {
   inst = await createKivitendoInstallation({
     config: {
@@ -66,6 +87,7 @@ before(async () => {
   await inst.query('Demo', 'UPDATE background_jobs SET active = false');
   inst.addJobPackage('KtsPreloadHang', HANG);
   inst.addJobPackage('KtsPreloadHangLong', HANG.replace('KtsPreloadHang;', 'KtsPreloadHangLong;'));
+  inst.addJobPackage('KtsPreloadWho', WHO);
 });
 
 after(() => {
@@ -118,6 +140,40 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     await auth.end();
     assert.equal(s.rows[0].n, 0);
     firstParent = f1.parent;
+  });
+
+  test('the standby sets up the last run\'s client ahead; its run takes over both connections under the job\'s name, a lost one is replaced', { timeout: 120_000 }, async () => {
+    const who = async (n: number) => {
+      const id = await insertJob(inst, 'Demo', { packageName: 'KtsPreloadWho', type: 'once' });
+      alarm();
+      const row = await nthRow('KtsPreloadWho', n, server);
+      assert.equal(row.status, 'success', row.error ?? '');
+      const [pid, ...app] = row.result!.split(' ');
+      return { id, pid: Number(pid), app: app.join(' ') };
+    };
+    const ready = () => waitFor('the standby to connect to both databases', async () => {
+      const b = await standbyBackends();
+      return b.client.length === 1 && b.auth.length === 1 && b;
+    }, 30_000, server);
+    const ahead = await ready();
+    const first = await who(1);
+    assert.deepEqual(first, { id: first.id, pid: ahead.client[0], app: `kivitendo-task-server job ${first.id} perl` }, 'the run used the standby\'s client connection, renamed after its job');
+
+    // Connections lost while the standby waits (a database restart, idle_session_timeout): the run connects afresh.
+    const lost = await ready();
+    await inst.query('Demo', 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [STANDBY]);
+    await waitFor('the standby\'s backends to end', async () => {
+      const b = await standbyBackends();
+      return !b.client.includes(lost.client[0]) && !b.auth.includes(lost.auth[0]);
+    }, 10_000, server);
+    const second = await who(2);
+    assert.notEqual(second.pid, lost.client[0]);
+    assert.equal(second.app, `kivitendo-task-server job ${second.id} perl`);
+    // The standby writes nothing: no session row of it or of the runs is left.
+    const auth = await inst.authConnection();
+    const s = await auth.query('SELECT count(*)::int AS n FROM auth.session');
+    await auth.end();
+    assert.equal(s.rows[0].n, 0);
   });
 
   test('the time limit kills the forked child\'s group and its backends; the parent survives and takes the next run', { timeout: 120_000 }, async () => {

@@ -140,7 +140,7 @@ sub preload_parent {
       $last = Time::HiRes::time();
       learn_package($msg->{request}{params}{package_name});
       # The next run's child, forked now rather than when that run is asked for.
-      $standby = fork_standby($me);
+      $standby = fork_standby($me, $msg->{request});
     }
   }
   # The standby reads end-of-file and exits.
@@ -151,15 +151,19 @@ sub preload_parent {
 # session and waits for its request on a pipe, so a run does not wait for the fork of a 200 MiB
 # parent. Forked only after a run was taken, so it has the configuration that run found.
 sub fork_standby {
-  my ($parent) = @_;
+  my ($parent, $previous) = @_;
   pipe(my $reader, my $writer) or return undef;
   my $pid = fork;
   return undef unless defined $pid;
   if (!$pid) {
     close $writer;
     child_leaves_parent($parent);
+    head_start($previous);
     my $line = <$reader>;
-    POSIX::_exit(0) unless defined $line;
+    if (!defined $line) {
+      eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
+      POSIX::_exit(0);
+    }
     close $reader;
     forked_child($json->decode($line));
     POSIX::_exit(70);
@@ -167,6 +171,57 @@ sub fork_standby {
   close $reader;
   $writer->autoflush(1);
   return { pid => $pid, fh => $writer };
+}
+
+# The standby's head start (a connection pool's idea, without sharing a connection): while it waits,
+# it sets kivitendo up for the client and user of the run it was forked after — the usual next run:
+# the web UI's import after its preview, the jobs of a one-client installation — up to both database
+# connections, in its own process, with the configuration the parent read; it writes nothing (no
+# session). Its run then does the whole set-up as always and finds the connections in kivitendo's
+# own cache (SL::DBConnect::Cache), or opens others for another client. Two connection set-ups off
+# the run's path; they close with the standby (when the parent stops after perl_preload_idle).
+my @head_start;
+sub head_start {
+  my ($previous) = @_;
+  return unless $previous && $previous->{kts_config_read} && $previous->{client_id};
+  local $ENV{PGAPPNAME} = 'kivitendo-task-server perl standby';
+  local $SIG{__WARN__} = sub { };
+  my $ok = eval {
+    set_up_client($previous);
+    set_up_user($previous);
+    @head_start = ($::auth->dbconnect(1), SL::DB->client->dbh);
+    # The run replaces $::auth, whose DESTROY would disconnect it: the cache keeps it for the run.
+    delete $::auth->{dbh};
+    1;
+  };
+  drop_head_start() unless $ok;
+}
+
+# The run takes over the standby's connections under its own application_name (its backends carry
+# the job, for the clean-up); a connection lost while it waited, or set up with a configuration that
+# has changed since, is dropped with the rest, and the run connects as without a head start.
+sub adopt_head_start {
+  my ($request) = @_;
+  my @handles = grep { $_ && $_->{Active} } splice @head_start;
+  return unless @handles;
+  return drop_head_start() unless $request->{kts_config_read};
+  for my $dbh (@handles) {
+    my $ok = eval {
+      local $dbh->{RaiseError} = 1;
+      local $dbh->{PrintError} = 0;
+      $dbh->do('SET application_name = ' . $dbh->quote($ENV{PGAPPNAME}));
+      $dbh->commit unless $dbh->{AutoCommit};
+      1;
+    };
+    return drop_head_start() unless $ok;
+  }
+}
+
+sub drop_head_start {
+  @head_start = ();
+  eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
+  eval { SL::DB->db_cache->clear; 1 };
+  return;
 }
 
 # The run's child: the standby if it is still there, else a fresh fork. Returns its pid.
@@ -274,6 +329,7 @@ sub forked_child {
   my ($msg) = @_;
   $timing_t0 = Time::HiRes::time() if $timing_t0;
   $ENV{PGAPPNAME} = $msg->{pgappname};
+  adopt_head_start($msg->{request});
   my %sock;
   for my $name (qw(control stdout stderr)) {
     my $s = IO::Socket::UNIX->new(Peer => $msg->{socket}, Type => Socket::SOCK_STREAM())
@@ -379,6 +435,20 @@ sub initialize_kivitendo {
   }
   timing('config');
 
+  set_up_client($req);
+  timing('set_client');
+  die "the authentication database has no session tables\n" unless $::auth->session_tables_present;
+  start_own_session();
+  set_up_user($req);
+  timing('user_locale');
+  $phase = 'load';
+}
+
+sub set_up_client {
+  my ($req) = @_;
+  # As in a fresh process: the auth connection is made without the user's DateStyle (a standby's
+  # head start set %::myconfig up already), so that it is the one kivitendo's cache holds.
+  %::myconfig = ();
   $::lxdebug = LXDebug->new;
   $::locale  = Locale->new($::lx_office_conf{system}->{language});
   $::form    = Form->new;
@@ -386,21 +456,18 @@ sub initialize_kivitendo {
 
   $::auth->set_client($req->{client_id}) or die "client ID $req->{client_id} not found in the authentication database\n";
   $::form->{__ERROR_HANDLER} = sub { die @_ };
-  timing('set_client');
 
   $::instance_conf = SL::InstanceConfiguration->new;
   $::request       = SL::Request->new(cgi => CGI->new({}), layout => SL::Layout::None->new);
+}
 
-  die "the authentication database has no session tables\n" unless $::auth->session_tables_present;
-  start_own_session();
-
+sub set_up_user {
+  my ($req) = @_;
   my $login = $req->{login};
   %::myconfig = $::auth->read_user(login => $login);
   die "cannot find user $login\n" unless $::myconfig{login};
   $::locale = Locale->new($::myconfig{countrycode} || $::lx_office_conf{system}->{language})
     or die "cannot find locale for user $login\n";
-  timing('user_locale');
-  $phase = 'load';
 }
 
 # A session of this run's own, never one restored from a cookie. kivitendo's task server calls

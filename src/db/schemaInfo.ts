@@ -69,8 +69,20 @@ function readUncached(kivitendoDir: string): InstallationRelease {
   return { version, tags, knownTags, problem: problems.length ? problems.join('; ') : undefined };
 }
 
-/** The upgrade tags applied to a client database (kivitendo's schema_info). */
+const appliedCache = new Map<string, { stamp: string; tags: Set<string> }>();
+
+/**
+ * The upgrade tags applied to a client database (kivitendo's schema_info). Every run asks, so the
+ * ~700 tags are read again only when the table changed: an upgrade adds rows (with their itime), a
+ * restored dump brings other ones; a count and the newest itime are one small round trip.
+ */
 export async function appliedClientUpgradeTags(db: Client): Promise<Set<string>> {
+  const key = `${db.host}\u0000${db.port}\u0000${db.database}`;
+  const [{ stamp }] = (await db.query<{ stamp: string }>(`SELECT count(*) || '/' || coalesce(max(itime)::text, '-') AS stamp FROM schema_info`)).rows;
+  const hit = appliedCache.get(key);
+  if (hit && hit.stamp === stamp) return hit.tags;
   const r = await db.query<{ tag: string }>('SELECT tag FROM schema_info');
-  return new Set(r.rows.map((x) => x.tag));
+  const tags = new Set(r.rows.map((x) => x.tag));
+  appliedCache.set(key, { stamp, tags });
+  return tags;
 }

@@ -190,6 +190,8 @@ sub head_start {
     set_up_client($previous);
     set_up_user($previous);
     @head_start = ($::auth->dbconnect(1), SL::DB->client->dbh);
+    # Reading the job row once builds Rose's query for it (a read, nothing written).
+    SL::DB::Manager::BackgroundJob->find_by(id => $previous->{params}{job_id}) if $previous->{action} eq 'run_job';
     # The run replaces $::auth, whose DESTROY would disconnect it: the cache keeps it for the run.
     delete $::auth->{dbh};
     1;

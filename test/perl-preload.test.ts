@@ -65,6 +65,15 @@ sub run { return join ' ', SL::DB->client->dbh->selectrow_array("SELECT pg_backe
 `;
 const STANDBY = 'kivitendo-task-server perl standby';
 
+// Requires, as it runs, a kivitendo class that nothing loaded before (the parent, Test): did its
+// process have it from its parent already?
+const LEARN = `package SL::BackgroundJob::KtsPreloadLearn;
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+sub run { my $had = $INC{'SL/DB/TimeRecordingArticle.pm'} ? 'inherited' : 'loaded'; require SL::DB::TimeRecordingArticle; return $had }
+1;
+`;
+
 /** Backends of the standby (the next run's child, waiting) in the client's and in the auth database. */
 async function standbyBackends(): Promise<{ client: number[]; auth: number[] }> {
   const sql = 'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() ORDER BY pid';
@@ -88,6 +97,7 @@ before(async () => {
   inst.addJobPackage('KtsPreloadHang', HANG);
   inst.addJobPackage('KtsPreloadHangLong', HANG.replace('KtsPreloadHang;', 'KtsPreloadHangLong;'));
   inst.addJobPackage('KtsPreloadWho', WHO);
+  inst.addJobPackage('KtsPreloadLearn', LEARN);
 });
 
 after(() => {
@@ -174,6 +184,16 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     const s = await auth.query('SELECT count(*)::int AS n FROM auth.session');
     await auth.end();
     assert.equal(s.rows[0].n, 0);
+  });
+
+  test('kivitendo modules a run loaded are loaded by the parent for the runs after it', { timeout: 120_000 }, async () => {
+    for (const [n, expected] of [[1, 'loaded'], [2, 'inherited'], [3, 'inherited']] as const) {
+      const id = await insertJob(inst, 'Demo', { packageName: 'KtsPreloadLearn', type: 'once' });
+      alarm();
+      const row = await nthRow('KtsPreloadLearn', n, server);
+      assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: expected }, `run ${n}: ${row.error ?? ''}`);
+      assert.equal(forkOf(server, id).parent, firstParent, 'the same parent');
+    }
   });
 
   test('the time limit kills the forked child\'s group and its backends; the parent survives and takes the next run', { timeout: 120_000 }, async () => {

@@ -226,6 +226,7 @@ function superviseRun(p: PerlActionParams, prep: Prepared, child: RunProcess): P
       if (child.pid) untrackGroup(child.pid);
       forked?.release();
       const answer = answers.answer<Answer>();
+      if (forked && Array.isArray(answer?.kts_modules)) forked.learn(answer.kts_modules);
       const stopped = stops.stopped();
       if (stopped || (!answer?.ok && p.terminateBackendsOnFailure !== false)) {
         await terminatePerlRunBackends(p.client, p.jobId).catch(() => 0);

@@ -105,6 +105,7 @@ sub preload_parent {
   my $last   = Time::HiRes::time();
   my $eof    = 0;
   my $buffer = '';
+  my $last_request;
   local $SIG{CHLD} = sub { };   # interrupts select, reaping is done below
   my $select = IO::Select->new(\*STDIN);
   while (1) {
@@ -129,6 +130,14 @@ sub preload_parent {
       my $line = $1;
       next unless $line =~ /\S/;
       my $msg = eval { $json->decode($line) } or next;
+      if (ref $msg->{learn} eq 'ARRAY') {
+        # A standby forked before has not got them: it makes way for one that has.
+        if (learn_modules($msg->{learn}) && $standby && $last_request) {
+          close $standby->{fh};
+          $standby = fork_standby($me, $last_request);
+        }
+        next;
+      }
       $report->({ retire => 1 }) if !config_for($msg->{request});
       my $pid = take_run($msg, $me);
       if (!defined $pid) {
@@ -136,6 +145,7 @@ sub preload_parent {
         next;
       }
       $kids{$pid} = $msg->{run};
+      $last_request = $msg->{request};
       $report->({ run => $msg->{run}, pid => $pid });
       $last = Time::HiRes::time();
       learn_package($msg->{request}{params}{package_name});
@@ -268,8 +278,8 @@ sub config_for {
 }
 
 # What a warm run would otherwise load or parse itself, none of it client-specific: the locale
-# texts (a run spent three quarters of its time parsing locale/de/all) and every SL::DB class with
-# its Rose metadata. Job packages follow as they are run (learn_package).
+# texts (a run spent three quarters of its time parsing locale/de/all). Job packages follow as they
+# are run (learn_package), and kivitendo's modules the runs load (learn_modules).
 sub warm_parent {
   # Locale->new calls $::lxdebug; a real LXDebug must not be made here: it reads its configuration
   # once per process, and the parent has none.
@@ -281,7 +291,6 @@ sub warm_parent {
   # Locale's first load switches STDOUT/STDERR to :utf8; the parent's reports are bytes.
   binmode STDOUT;
   binmode STDERR;
-  parent_require('SL::DB::Helper::ALL');
 }
 
 # A job package, with what it requires when it runs (CsvImport: its controller, the web UI's main
@@ -294,6 +303,25 @@ sub learn_package {
   my ($name) = @_;
   return if !defined $name || $name !~ m/^[A-Z][A-Za-z0-9]+$/ || $learned{$name}++;
   parent_require($_) for "SL::BackgroundJob::$name", @{ $RUN_TIME_MODULES{$name} || [] };
+}
+
+# kivitendo's modules a run loaded that the parent did not have (the SL::DB classes, controllers and
+# helpers its package requires as it goes), reported by the server after the run: loaded here for the
+# runs after it. So the parent holds what this installation's runs use — as kivitendo's server
+# process does — instead of every SL::DB class (10 MiB more) or loading them again in every run.
+# Only kivitendo's own (SL::), which bring what they use.
+# Returns whether anything was new.
+sub learn_modules {
+  my ($modules) = @_;
+  my $new = 0;
+  for my $module (@$modules) {
+    next unless defined $module && $module =~ m/^SL(?:::\w+)+$/;
+    (my $file = "$module.pm") =~ s{::}{/}g;
+    next if $INC{$file};
+    parent_require($module);
+    $new = 1;
+  }
+  return $new;
 }
 
 # A module that does not load in the parent is left for the run, which reports it as a cold perl would.
@@ -327,9 +355,11 @@ sub child_leaves_parent {
   srand();
 }
 
+my %inherited;   # a forked child's modules from its parent (see learn_modules)
 sub forked_child {
   my ($msg) = @_;
   $timing_t0 = Time::HiRes::time() if $timing_t0;
+  %inherited = map { $_ => 1 } grep { defined $INC{$_} } keys %INC;
   $ENV{PGAPPNAME} = $msg->{pgappname};
   adopt_head_start($msg->{request});
   my %sock;
@@ -398,6 +428,11 @@ sub serve {
 
 sub reply {
   my ($answer) = @_;
+  # What the run loaded beyond its parent's modules, for the parent to learn (learn_modules).
+  if (%inherited) {
+    $answer->{kts_modules} = [ sort map { (my $m = $_) =~ s{/}{::}g; $m =~ s/\.pm$//; $m }
+                               grep { m{^SL/.+\.pm$} && defined $INC{$_} && !$inherited{$_} } keys %INC ];
+  }
   print STDERR "kts-timing$timing\n" if $timing;
   # _exit skips END blocks, File::Temp's clean-up among them: remove the run's temporary files
   # (kivitendo's merge_pdfs and parse_and_create_pdf leave UNLINK files under users/) the way

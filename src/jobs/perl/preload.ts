@@ -38,6 +38,8 @@ export interface ForkedRun extends EventEmitter {
   parentDied?: string;
   /** The run is over (its result read or given up): its socket, listener and entry go. */
   release(): void;
+  /** kivitendo's modules the run loaded beyond the parent's: the parent loads them for the runs after it. */
+  learn(modules: string[]): void;
 }
 
 interface Pending {
@@ -228,6 +230,7 @@ class PerlParent {
     f.control = new PassThrough();
     const pending: Pending = { run, resolveFork: () => undefined, run_: f, server, socket, ended: 0 };
     f.release = () => this.drop(pending);
+    f.learn = (modules) => this.learn(modules);
     for (const s of [f.stdout, f.stderr, f.control]) s.on('end', () => (++pending.ended, this.maybeClose(pending)));
     const forked = new Promise<ForkedRun | undefined>((resolve) => (pending.resolveFork = resolve));
     server.on('connection', (sock) => acceptStream(sock, f));
@@ -250,6 +253,12 @@ class PerlParent {
     const result = await forked;
     clearTimeout(timer);
     return result;
+  }
+
+  private learn(modules: string[]) {
+    const names = modules.filter((m) => typeof m === 'string' && m.length <= 200 && /^SL(::\w+)+$/.test(m)).slice(0, 5000);
+    if (!names.length || this.retired || this.dead || !this.proc.stdin?.writable) return;
+    this.proc.stdin.write(JSON.stringify({ learn: names }) + '\n');
   }
 
   /** No new runs; the parent exits once its runs are done (its stdin closes). */

@@ -35,6 +35,8 @@ export interface Answer {
   missing_module?: string;
   result?: unknown;
   data?: string | null;
+  /** A forked run's modules beyond its parent's (see learn_modules in kivitendo-child.pl). */
+  kts_modules?: string[];
 }
 
 /** How a run's process ended, and what it left to say about it. */

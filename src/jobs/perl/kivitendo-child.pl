@@ -168,6 +168,7 @@ sub fork_standby {
   if (!$pid) {
     close $writer;
     child_leaves_parent($parent);
+    note_inherited_modules();   # before the head start, whose modules the parent is to learn too
     head_start($previous);
     my $line = <$reader>;
     if (!defined $line) {
@@ -356,10 +357,14 @@ sub child_leaves_parent {
 }
 
 my %inherited;   # a forked child's modules from its parent (see learn_modules)
+sub note_inherited_modules {
+  %inherited = map { $_ => 1 } grep { defined $INC{$_} } keys %INC;
+}
+
 sub forked_child {
   my ($msg) = @_;
   $timing_t0 = Time::HiRes::time() if $timing_t0;
-  %inherited = map { $_ => 1 } grep { defined $INC{$_} } keys %INC;
+  note_inherited_modules() unless %inherited;
   $ENV{PGAPPNAME} = $msg->{pgappname};
   adopt_head_start($msg->{request});
   my %sock;

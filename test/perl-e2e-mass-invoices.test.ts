@@ -153,21 +153,21 @@ async function outcome(inst: KivitendoInstallation, tag: string, jobId: number, 
   const [{ data: jobText }] = await q(`SELECT data FROM background_jobs WHERE id = $1`, [jobId]);
   const yaml = { job: yamlShape(jobText), history: yamlShape(historyData) };
   const invoices = await q(
-    `SELECT ar.invnumber, ar.transdate = current_date AS today, ar.amount, ar.netamount, ar.paid, ar.invoice, ar.taxincluded, ar.type,
+    `SELECT ar.invnumber, ar.transdate = $2::date AS today, ar.amount, ar.netamount, ar.paid, ar.invoice, ar.taxincluded, ar.type,
             c.customernumber, d.donumber, ar.donumber AS ar_donumber, e.login AS employee, ar.taxzone_id, ar.storno
        FROM ar JOIN customer c ON c.id = ar.customer_id
        JOIN record_links rl ON rl.from_table = 'delivery_orders' AND rl.to_table = 'ar' AND rl.to_id = ar.id
        JOIN delivery_orders d ON d.id = rl.from_id
        LEFT JOIN employee e ON e.id = ar.employee_id
       WHERE c.customernumber = $1 ORDER BY ar.invnumber`,
-    [`K-${tag}`],
+    [`K-${tag}`, localToday()],
   );
   const bookings = await q(
-    `SELECT ar.invnumber, ch.accno, at.amount, at.taxkey, t.rate AS tax_rate, at.transdate = current_date AS today
+    `SELECT ar.invnumber, ch.accno, at.amount, at.taxkey, t.rate AS tax_rate, at.transdate = $2::date AS today
        FROM acc_trans at JOIN ar ON ar.id = at.trans_id JOIN customer c ON c.id = ar.customer_id JOIN chart ch ON ch.id = at.chart_id
        LEFT JOIN tax t ON t.id = at.tax_id
       WHERE c.customernumber = $1 ORDER BY ar.invnumber, ch.accno, at.amount`,
-    [`K-${tag}`],
+    [`K-${tag}`, localToday()],
   );
   const items = await q(
     `SELECT ar.invnumber, p.partnumber, i.description, i.qty, i.sellprice, i.fxsellprice, i.unit, i.position
@@ -228,6 +228,16 @@ async function createThroughTaskServerPl(tag: string, count: number, withPrinter
   assert.equal(r.code, 0, `task_server.pl --run-job=${jobId}: ${r.stdout}${r.stderr}`);
   const data = (await jobData(ref, 'Demo', jobId))!;
   return { r: await outcome(ref, tag, jobId, data, [data]), printers };
+}
+
+/**
+ * Today as kivitendo's Perl code dates an invoice: in the local time zone of the process (the suite
+ * runs in TZ Europe/Berlin), not the test cluster's (UTC) — between midnight in Berlin and midnight
+ * UTC the two days differ.
+ */
+function localToday(): string {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 
 function pdfText(file: string): { pages: number; text: string } {

@@ -205,6 +205,100 @@ function compareWithTwin(kind: TaskServerKind, mine: MassInvoiceRun): void {
   assert.equal(ours.pdfPages, theirs.pdfPages, 'pages of the merged PDF');
 }
 
+/** The job the page created and the invoices it left, with their links and delivery orders. */
+async function assertCreatedInvoices(i: KivitendoInstallation, sessionId: string, deliveryOrderIds: number[]) {
+  const job = await createPrintAllJob(i);
+  const d = job.data;
+  assert.deepEqual([d.status, d.num_created, d.num_printed], [MASS_PRINT_STATUS.DONE, 2, 2], JSON.stringify(d));
+  assert.deepEqual(d.record_ids, deliveryOrderIds, 'the delivery orders the page listed');
+  assert.deepEqual([d.conversion_errors, d.print_errors], [[], []]);
+  assert.equal(d.session_id, sessionId, "the job carries the user's session");
+  assert.equal(d.pdf_file_name, `users/session_files/${sessionId}/mass_invoice_${job.id}.pdf`);
+  assert.deepEqual(job.history.map((h) => h.status), ['success']);
+  const rows = await invoiceRows(i, MASS_TAG, webTimeZone());
+  assert.deepEqual(
+    rows.invoices.map((r) => [r.invnumber, r.donumber, r.customernumber, r.today, Number(r.netamount), Number(r.amount), Number(r.paid), r.invoice, r.type]),
+    [
+      ['1001', 'LS-W-1', 'K-W', true, 25, 29.75, 0, true, 'invoice'],
+      ['1002', 'LS-W-2', 'K-W', true, 50, 59.5, 0, true, 'invoice'],
+    ],
+  );
+  assert.deepEqual(rows.items.map((r) => [r.invnumber, r.partnumber, Number(r.qty), Number(r.sellprice)]), [['1001', 'P-W', 10, 2.5], ['1002', 'P-W', 20, 2.5]]);
+  for (const invnumber of ['1001', '1002']) {
+    const b = rows.bookings.filter((r) => r.invnumber === invnumber);
+    assert.equal(b.length, 3, `AR, revenue and tax rows of ${invnumber}: ${JSON.stringify(b)}`);
+    assert.equal(b.reduce((sum, r) => sum + Math.round(Number(r.amount) * 100), 0), 0, `${invnumber} balances`);
+  }
+  assert.deepEqual(rows.deliveryOrders, [{ donumber: 'LS-W-1', closed: true }, { donumber: 'LS-W-2', closed: true }]);
+  return { ...job, rows };
+}
+
+/** What a step of the web UI run needs. */
+interface WebRun {
+  kind: TaskServerKind;
+  page: Page;
+  s: StepShots;
+  url: string;
+  i: KivitendoInstallation;
+  sessionId: string;
+  figures: Record<string, number>;
+}
+
+/** Mass invoice creation and printing from the fixture's delivery orders, as a user does it. */
+async function massInvoicesThroughThePage({ kind, page, s, url, i, sessionId, figures }: WebRun, deliveryOrderIds: number[]): Promise<void> {
+  await s.step('mass invoices: the open delivery orders page', async () => {
+    assert.deepEqual(await listOpenDeliveryOrders(page, url), ['LS-W-1', 'LS-W-2']);
+  });
+
+  const massStarted = await s.step('mass invoices: create and print all, the page polls until done', async () => {
+    const started = Date.now();
+    assert.match(await startCreatePrintAll(page), /Momentan können 2 Lieferscheine in Rechnungen umgewandelt werden\./);
+    const seen = await waitForCreatePrintAllDone(page, i, sessionId);
+    figures.massInvoicesMs = Date.now() - started;
+    console.log(`# ${kind}: the dialog showed ${seen.join(' → ')}`);
+    const text = (await page.$eval('#create_print_all_dialog', (e) => (e as HTMLElement).innerText)).replace(/\s+/g, ' ');
+    assert.match(text, /Aktueller Status: Fertig\. Die Datei ist zum Herunterladen verfügbar\./, text);
+    assert.match(text, /Anzahl erstellter Rechnungen: 2 \/ 2/);
+    assert.match(text, /Anzahl gedruckter Rechnungen: 2 \/ 2/);
+    assert.match(text, /Umwandlungsfehler: Es sind keine Fehler aufgetreten\. Druckfehler: Es sind keine Fehler aufgetreten\./);
+    return started;
+  });
+
+  const massJob = await s.step('mass invoices: invoices in ar, linked to their delivery orders, which are closed', () =>
+    assertCreatedInvoices(i, sessionId, deliveryOrderIds),
+  );
+
+  const pdfPages = await s.step('mass invoices: the PDF the dialog offers', async () => {
+    const file = path.join(s.dir, 'rechnungen.pdf');
+    const r = await downloadCreatedPdf(page, file);
+    assert.equal(r.status, 200);
+    assert.match(r.type ?? '', /^application\/pdf/);
+    assert.match(r.disposition ?? '', /filename="Rechnungen_\d{14}\.pdf"/);
+    const sessionFile = path.join(i.root, massJob.data.pdf_file_name);
+    assert.ok(fs.readFileSync(file).equals(fs.readFileSync(sessionFile)), 'the session file the job wrote');
+    // the job's own time: the page only looks every five seconds
+    figures.massInvoicesPdfWrittenMs = Math.round(fs.statSync(sessionFile).mtimeMs - massStarted);
+    const { pages, text } = pdfText(file);
+    for (const re of [/Rechnung Nr\. 1001/, /Rechnung Nr\. 1002/, /Lieferkunde W GmbH/]) assert.match(text, re);
+    // The page sends the "Print both sided" checkbox's value, not whether it is checked
+    // ($('#cpa_bothsided').val(), kivitendo 4.1.1), so the job always merges both-sided: the
+    // one-page first invoice gets the templates' emptyPage.pdf after it.
+    assert.equal(massJob.data.bothsided, 1);
+    assert.equal(pages, 3, 'invoice 1001, an empty page, invoice 1002');
+    return pages;
+  });
+
+  await s.step('mass invoices: close the window, still logged in', async () => {
+    const close = await page.waitForFunction(() => [...document.querySelectorAll('#create_print_all_dialog a')].find((a) => a.textContent?.trim() === 'Fenster schließen'));
+    await Promise.all([page.waitForNavigation(), jQueryClick(close as unknown as ElementHandle<Element>)]);
+    const text = await bodyText(page);
+    assert.match(page.url(), /action=MassInvoiceCreatePrint%2flist_invoices/i);
+    assert.doesNotMatch(text, new RegExp(LOGIN_FAILED.replace(/[.*+?^${}()|[\]\\!]/g, '\\$&')));
+    assert.ok(await sessionRow(i, sessionId), "the user's session survived the run");
+  });
+  compareWithTwin(kind, { rows: massJob.rows, data: comparableJobData(massJob.data), history: massJob.history, pdfPages });
+}
+
 async function run(kind: TaskServerKind) {
   const front = requireRealWebUi();
   requirePrintingTools();
@@ -302,80 +396,7 @@ async function run(kind: TaskServerKind) {
       ]);
     });
 
-    await s.step('mass invoices: the open delivery orders page', async () => {
-      assert.deepEqual(await listOpenDeliveryOrders(page, url), ['LS-W-1', 'LS-W-2']);
-    });
-
-    const massStarted = await s.step('mass invoices: create and print all, the page polls until done', async () => {
-      const started = Date.now();
-      assert.match(await startCreatePrintAll(page), /Momentan können 2 Lieferscheine in Rechnungen umgewandelt werden\./);
-      const seen = await waitForCreatePrintAllDone(page, i, sessionId);
-      figures.massInvoicesMs = Date.now() - started;
-      console.log(`# ${kind}: the dialog showed ${seen.join(' → ')}`);
-      const text = (await page.$eval('#create_print_all_dialog', (e) => (e as HTMLElement).innerText)).replace(/\s+/g, ' ');
-      assert.match(text, /Aktueller Status: Fertig\. Die Datei ist zum Herunterladen verfügbar\./, text);
-      assert.match(text, /Anzahl erstellter Rechnungen: 2 \/ 2/);
-      assert.match(text, /Anzahl gedruckter Rechnungen: 2 \/ 2/);
-      assert.match(text, /Umwandlungsfehler: Es sind keine Fehler aufgetreten\. Druckfehler: Es sind keine Fehler aufgetreten\./);
-      return started;
-    });
-
-    const massJob = await s.step('mass invoices: invoices in ar, linked to their delivery orders, which are closed', async () => {
-      const job = await createPrintAllJob(i);
-      const d = job.data;
-      assert.deepEqual([d.status, d.num_created, d.num_printed], [MASS_PRINT_STATUS.DONE, 2, 2], JSON.stringify(d));
-      assert.deepEqual(d.record_ids, deliveryOrderIds, 'the delivery orders the page listed');
-      assert.deepEqual([d.conversion_errors, d.print_errors], [[], []]);
-      assert.equal(d.session_id, sessionId, "the job carries the user's session");
-      assert.equal(d.pdf_file_name, `users/session_files/${sessionId}/mass_invoice_${job.id}.pdf`);
-      assert.deepEqual(job.history.map((h) => h.status), ['success']);
-      const rows = await invoiceRows(i, MASS_TAG, webTimeZone());
-      assert.deepEqual(
-        rows.invoices.map((r) => [r.invnumber, r.donumber, r.customernumber, r.today, Number(r.netamount), Number(r.amount), Number(r.paid), r.invoice, r.type]),
-        [
-          ['1001', 'LS-W-1', 'K-W', true, 25, 29.75, 0, true, 'invoice'],
-          ['1002', 'LS-W-2', 'K-W', true, 50, 59.5, 0, true, 'invoice'],
-        ],
-      );
-      assert.deepEqual(rows.items.map((r) => [r.invnumber, r.partnumber, Number(r.qty), Number(r.sellprice)]), [['1001', 'P-W', 10, 2.5], ['1002', 'P-W', 20, 2.5]]);
-      for (const invnumber of ['1001', '1002']) {
-        const b = rows.bookings.filter((r) => r.invnumber === invnumber);
-        assert.equal(b.length, 3, `AR, revenue and tax rows of ${invnumber}: ${JSON.stringify(b)}`);
-        assert.equal(b.reduce((sum, r) => sum + Math.round(Number(r.amount) * 100), 0), 0, `${invnumber} balances`);
-      }
-      assert.deepEqual(rows.deliveryOrders, [{ donumber: 'LS-W-1', closed: true }, { donumber: 'LS-W-2', closed: true }]);
-      return { ...job, rows };
-    });
-
-    const pdfPages = await s.step('mass invoices: the PDF the dialog offers', async () => {
-      const file = path.join(s.dir, 'rechnungen.pdf');
-      const r = await downloadCreatedPdf(page, file);
-      assert.equal(r.status, 200);
-      assert.match(r.type ?? '', /^application\/pdf/);
-      assert.match(r.disposition ?? '', /filename="Rechnungen_\d{14}\.pdf"/);
-      const sessionFile = path.join(i.root, massJob.data.pdf_file_name);
-      assert.ok(fs.readFileSync(file).equals(fs.readFileSync(sessionFile)), 'the session file the job wrote');
-      // the job's own time: the page only looks every five seconds
-      figures.massInvoicesPdfWrittenMs = Math.round(fs.statSync(sessionFile).mtimeMs - massStarted);
-      const { pages, text } = pdfText(file);
-      for (const re of [/Rechnung Nr\. 1001/, /Rechnung Nr\. 1002/, /Lieferkunde W GmbH/]) assert.match(text, re);
-      // The page sends the "Print both sided" checkbox's value, not whether it is checked
-      // ($('#cpa_bothsided').val(), kivitendo 4.1.1), so the job always merges both-sided: the
-      // one-page first invoice gets the templates' emptyPage.pdf after it.
-      assert.equal(massJob.data.bothsided, 1);
-      assert.equal(pages, 3, 'invoice 1001, an empty page, invoice 1002');
-      return pages;
-    });
-
-    await s.step('mass invoices: close the window, still logged in', async () => {
-      const close = await page.waitForFunction(() => [...document.querySelectorAll('#create_print_all_dialog a')].find((a) => a.textContent?.trim() === 'Fenster schließen'));
-      await Promise.all([page.waitForNavigation(), jQueryClick(close as unknown as ElementHandle<Element>)]);
-      const text = await bodyText(page);
-      assert.match(page.url(), /action=MassInvoiceCreatePrint%2flist_invoices/i);
-      assert.doesNotMatch(text, new RegExp(LOGIN_FAILED.replace(/[.*+?^${}()|[\]\\!]/g, '\\$&')));
-      assert.ok(await sessionRow(i, sessionId), "the user's session survived the run");
-    });
-    compareWithTwin(kind, { rows: massJob.rows, data: comparableJobData(massJob.data), history: massJob.history, pdfPages });
+    await massInvoicesThroughThePage({ kind, page, s, url, i, sessionId, figures }, deliveryOrderIds);
 
     await s.step('job list and history pages', async () => {
       const jobs = await i.query('Demo', `SELECT id FROM background_jobs WHERE package_name = 'CsvImport' ORDER BY id`);

@@ -283,11 +283,26 @@ export class StepShots {
     } catch (e) {
       await this.shoot(`${name}-FAILED`);
       const err = e instanceof Error ? e : new Error(String(e));
-      err.message = `step "${name}": ${err.message} (screenshots and page sources of every step: ${this.dir}); ${this.detail()}`;
+      const where = `(screenshots and page sources of every step: ${this.dir}); ${this.detail()}`;
+      err.message = `step "${name}": ${err.message} ${where}`;
+      // the test runner prints the stack, written with the message as it was at construction
+      if (err.stack) err.stack = `step "${name}": ${err.stack}\n${where}`;
       throw err;
     }
   }
   discard(): void {
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The time zone kivitendo's web processes and the task server started from its page run in: Apache's
+ * plain environment has no TZ, so the machine's (/etc/localtime); kivitendo dates "today" by it.
+ */
+export function webTimeZone(): string {
+  try {
+    return /zoneinfo\/(.+)$/.exec(fs.readlinkSync('/etc/localtime'))?.[1] ?? 'Etc/UTC';
+  } catch {
+    return 'Etc/UTC';
   }
 }

@@ -65,6 +65,21 @@ sub run { return join ' ', SL::DB->client->dbh->selectrow_array("SELECT pg_backe
 `;
 const STANDBY = 'kivitendo-task-server perl standby';
 
+// A kivitendo module that only loads where a client is set up (it dies in the parent); each
+// process that tries to load it notes its pid first.
+const NEEDS_CLIENT = `package SL::KtsNeedsClient;
+use strict;
+open my $fh, '>>', 'users/kts-needs-client.loads' or die; print $fh "$$\\n"; close $fh;
+die "no client\\n" unless $::auth && $::auth->client;
+1;
+`;
+const NEEDS_CLIENT_JOB = `package SL::BackgroundJob::KtsPreloadNeedsClient;
+use strict;
+use parent qw(SL::BackgroundJob::Base);
+sub run { require SL::KtsNeedsClient; return 'loaded' }
+1;
+`;
+
 // Requires, as it runs, a kivitendo class that nothing loaded before (the parent, Test): did its
 // process have it from its parent already?
 const LEARN = `package SL::BackgroundJob::KtsPreloadLearn;
@@ -98,6 +113,8 @@ before(async () => {
   inst.addJobPackage('KtsPreloadHangLong', HANG.replace('KtsPreloadHang;', 'KtsPreloadHangLong;'));
   inst.addJobPackage('KtsPreloadWho', WHO);
   inst.addJobPackage('KtsPreloadLearn', LEARN);
+  inst.addJobPackage('KtsPreloadNeedsClient', NEEDS_CLIENT_JOB);
+  fs.writeFileSync(path.join(inst.root, 'SL', 'KtsNeedsClient.pm'), NEEDS_CLIENT);
 });
 
 after(() => {
@@ -194,6 +211,24 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
       assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: expected }, `run ${n}: ${row.error ?? ''}`);
       assert.equal(forkOf(server, id).parent, firstParent, 'the same parent');
     }
+  });
+
+  test('a module that does not load in the parent is tried there once, not after every run', { timeout: 120_000 }, async () => {
+    const loads = path.join(inst.root, 'users', 'kts-needs-client.loads');
+    fs.rmSync(loads, { force: true });
+    for (const n of [1, 2, 3]) {
+      const id = await insertJob(inst, 'Demo', { packageName: 'KtsPreloadNeedsClient', type: 'once' });
+      alarm();
+      const row = await nthRow('KtsPreloadNeedsClient', n, server);
+      assert.deepEqual({ status: row.status, result: row.result }, { status: 'success', result: 'loaded' }, `run ${n}: ${row.error ?? ''}`);
+      assert.equal(forkOf(server, id).parent, firstParent, 'the same parent');
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // a try after the last run would come now
+    // Each run loaded it in its own process; the parent tried once, after the first run.
+    const pids = fs.readFileSync(loads, 'utf8').trim().split('\n');
+    assert.equal(pids.filter((p) => p === String(firstParent)).length, 1, pids.join(' '));
+    assert.equal(pids.length, 4, pids.join(' '));
+    assert.ok(alive(firstParent), 'the parent lives on');
   });
 
   test('the time limit kills the forked child\'s group and its backends; the parent survives and takes the next run', { timeout: 120_000 }, async () => {

@@ -311,24 +311,27 @@ sub learn_package {
 # runs after it. So the parent holds what this installation's runs use — as kivitendo's server
 # process does — instead of every SL::DB class (10 MiB more) or loading them again in every run.
 # Only kivitendo's own (SL::), which bring what they use.
-# Returns whether anything was new.
+# Returns whether anything new was loaded. A module that does not load here (one that needs a client
+# as it loads) is not tried again: every run would report it.
+my %not_learnable;
 sub learn_modules {
   my ($modules) = @_;
   my $new = 0;
   for my $module (@$modules) {
     next unless defined $module && $module =~ m/^SL(?:::\w+)+$/;
     (my $file = "$module.pm") =~ s{::}{/}g;
-    next if $INC{$file};
-    parent_require($module);
-    $new = 1;
+    next if $INC{$file} || $not_learnable{$module};
+    if (parent_require($module)) { $new = 1 } else { $not_learnable{$module} = 1 }
   }
   return $new;
 }
 
 # A module that does not load in the parent is left for the run, which reports it as a cold perl would.
+# Returns whether it loaded.
 sub parent_require {
   my ($module) = @_;
-  if (!eval "require $module; 1") {
+  my $ok = eval "require $module; 1";
+  if (!$ok) {
     # Forget the failed load, so the run's own require fails with the real reason again
     # ("Can't locate …", the compile error) instead of "Attempt to reload … aborted".
     delete $INC{$_} for grep { !defined $INC{$_} } keys %INC;
@@ -336,6 +339,7 @@ sub parent_require {
   # A fork must never share a database socket: nothing loaded may keep a connection.
   eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
   eval { SL::DB->db_cache->clear; 1 };
+  return $ok;
 }
 
 {

@@ -292,6 +292,9 @@ sub warm_parent {
   # Locale's first load switches STDOUT/STDERR to :utf8; the parent's reports are bytes.
   binmode STDOUT;
   binmode STDERR;
+  # Every job's data is YAML (data_as_hash, the package's own saves): YAML.pm loads its loader,
+  # dumper and types only when first used, which would be in every run.
+  eval { require SL::YAML; SL::YAML::Load(SL::YAML::Dump({ kts => [ 1 ] })); 1 };
 }
 
 # A job package, with what it requires when it runs (CsvImport: its controller, the web UI's main

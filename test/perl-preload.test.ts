@@ -89,6 +89,16 @@ sub run { my $had = $INC{'SL/DB/TimeRecordingArticle.pm'} ? 'inherited' : 'loade
 1;
 `;
 
+/** Rows in auth.session (runs destroy their own session; the standby makes none). */
+async function authSessions(): Promise<number> {
+  const auth = await inst.authConnection();
+  try {
+    return (await auth.query<{ n: number }>('SELECT count(*)::int AS n FROM auth.session')).rows[0].n;
+  } finally {
+    await auth.end();
+  }
+}
+
 /** Backends of the standby (the next run's child, waiting) in the client's and in the auth database. */
 async function standbyBackends(): Promise<{ client: number[]; auth: number[] }> {
   const sql = 'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() ORDER BY pid';
@@ -162,10 +172,7 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     assert.ok(alive(f1.parent), 'the parent waits for the next run');
     assert.match(server.out.stderr, new RegExp(`Preloaded Perl parent ${f1.parent} started: kivitendo's modules loaded in \\d+ ms`));
     // Its backends carried the job (PGAPPNAME per run), and no session row of the runs is left.
-    const auth = await inst.authConnection();
-    const s = await auth.query('SELECT count(*)::int AS n FROM auth.session');
-    await auth.end();
-    assert.equal(s.rows[0].n, 0);
+    assert.equal(await authSessions(), 0);
     firstParent = f1.parent;
   });
 
@@ -197,10 +204,7 @@ describe('the preloaded Perl parent (daemon, SIGALRM)', { concurrency: false }, 
     assert.notEqual(second.pid, lost.client[0]);
     assert.equal(second.app, `kivitendo-task-server job ${second.id} perl`);
     // The standby writes nothing: no session row of it or of the runs is left.
-    const auth = await inst.authConnection();
-    const s = await auth.query('SELECT count(*)::int AS n FROM auth.session');
-    await auth.end();
-    assert.equal(s.rows[0].n, 0);
+    assert.equal(await authSessions(), 0);
   });
 
   test('kivitendo modules a run loaded are loaded by the parent for the runs after it', { timeout: 120_000 }, async () => {

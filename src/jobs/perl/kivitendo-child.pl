@@ -172,7 +172,7 @@ sub fork_standby {
     head_start($previous);
     my $line = <$reader>;
     if (!defined $line) {
-      eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
+      drop_connections();
       POSIX::_exit(0);
     }
     close $reader;
@@ -232,9 +232,14 @@ sub adopt_head_start {
 
 sub drop_head_start {
   @head_start = ();
+  drop_connections();
+  return;
+}
+
+# Every database handle kivitendo's caches hold, and the Rose objects that hold them.
+sub drop_connections {
   eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
   eval { SL::DB->db_cache->clear; 1 };
-  return;
 }
 
 # The run's child: the standby if it is still there, else a fresh fork. Returns its pid.
@@ -340,8 +345,7 @@ sub parent_require {
     delete $INC{$_} for grep { !defined $INC{$_} } keys %INC;
   }
   # A fork must never share a database socket: nothing loaded may keep a connection.
-  eval { SL::DBConnect::Cache->disconnect_all_and_clear; 1 };
-  eval { SL::DB->db_cache->clear; 1 };
+  drop_connections();
   return $ok;
 }
 

@@ -24,6 +24,7 @@
 use strict;
 
 use Digest::SHA ();
+use Time::HiRes ();
 use English qw(-no_match_vars);
 use File::Copy ();
 use File::Spec ();
@@ -201,9 +202,22 @@ sub _kts_touch {
   close $fh if open $fh, '>', $file;
 }
 
+# KTS_PERL_TIMING=1: per invoice and process, the time spent waiting for a render process, the time
+# of kivitendo's print or mail code, its CPU and that of the commands it ran (LaTeX, printer).
+sub _kts_clock { $ENV{KTS_PERL_TIMING} ? (Time::HiRes::time(), times()) : () }
+
+sub _kts_step_timing {
+  my ($who, $what, $waited, $started) = @_;
+  return unless $ENV{KTS_PERL_TIMING};
+  my @ended = _kts_clock();
+  my $ms    = sub { sprintf '%.0f', 1000 * $_[0] };
+  printf STDERR "kts-timing %s %s: wait %s ms, work %s ms, cpu %s ms, commands' cpu %s ms\n", $who, $what,
+    $ms->($started->[0] - $waited->[0]), $ms->($ended[0] - $started->[0]),
+    $ms->($ended[1] + $ended[2] - $started->[1] - $started->[2]), $ms->($ended[3] + $ended[4] - $started->[3] - $started->[4]);
+}
+
 sub _kts_until_rendered {
   my ($dir, $step) = @_;
-  require Time::HiRes;
   Time::HiRes::sleep(0.05) until -e "$dir/done-$step" || -e "$dir/renders-done";
 }
 
@@ -256,7 +270,9 @@ sub _kts_output {
   foreach my $step (@steps) {
     my ($key, $method, $text, $failed, $done) = @{ $step };
     foreach my $id (@{ $request->{$key} || [] }) {
+      my @waited = _kts_clock();
       _kts_until_rendered($request->{latex_cache}, "$key-$id") if $request->{latex_cache} && !$request->{render};
+      my @started = _kts_clock();
       my ($data, $watch);
       my ($n_failed, $n_errors) = (scalar @{ $job->{$failed} }, scalar @{ $job->{job_errors} });
       my $ok = eval {
@@ -283,6 +299,7 @@ sub _kts_output {
       }
 
       _kts_touch("$request->{latex_cache}/done-$key-$id") if $request->{render};
+      _kts_step_timing($request->{render} ? "render $$" : 'print', "$key $id", \@waited, \@started);
       next if $ok;
       $error        = _kts_short_latex_error($error);
       my $invoice   = $data ? $data->{invoice} : undef;

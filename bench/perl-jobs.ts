@@ -107,7 +107,7 @@ async function compare(inst: KivitendoInstallation, client: string, binary: stri
     await s.untilAsleep();
     const [{ id }] = await inst.query<{ id: number }>(client, `INSERT INTO background_jobs (type, package_name, active, data, node_id) VALUES ('once', 'KtsBench', true, '---' || chr(10) || 'result: bench' || chr(10), $1) RETURNING id`, [s.node]);
     // One connection for the whole wait: a connection per look (the harness's query) added its
-    // connect and authentication to every sample of both servers, and its CPU to theirs.
+    // connect and authentication to every sample of both servers, and its CPU beside them.
     return inst.withClientDb(client, async (db) => {
       const t0 = performance.now();
       s.wake();

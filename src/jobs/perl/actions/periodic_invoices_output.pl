@@ -24,7 +24,6 @@
 use strict;
 
 use Digest::SHA ();
-use Time::HiRes ();
 use English qw(-no_match_vars);
 use File::Copy ();
 use File::Spec ();
@@ -33,6 +32,7 @@ use List::MoreUtils qw(first_index);
 use List::Util qw(min);
 use Scalar::Util qw(blessed refaddr);
 use String::ShellQuote qw(shell_quote);
+use Time::HiRes ();
 
 use SL::BackgroundJob::CreatePeriodicInvoices;
 use SL::DB::Invoice;

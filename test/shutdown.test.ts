@@ -170,4 +170,30 @@ describe('graceful stop', { concurrency: false }, () => {
     }
     assert.ok(fs.existsSync(path.join(inst.root, 'users')));
   });
+
+  // The pid file is written before the daemon's start-up is over (the metrics port, the state file).
+  // A stop or a reload in between used to meet Node's default action for TERM, INT and HUP: killed
+  // by the signal, the pid file left behind. Each signal is sent the moment the pid file names the
+  // daemon, several times over, as a `service stop` right after `start` or a systemd reload would.
+  test('a stop or reload the moment the pid file appears: TERM and INT stop cleanly, HUP is a reload', { timeout: 120_000 }, async () => {
+    const pidFile = DEFAULT_PID_FILE(inst.root);
+    for (let round = 0; round < 4; round++) {
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+        const d = startForeground();
+        for (let i = 0; readIfExists(pidFile)?.trim() !== String(d.child.pid); i++) {
+          assert.ok(i < 200_000 && d.child.exitCode === null, `round ${round}, ${sig}: no pid file; ${d.out.stderr}`);
+          await new Promise((r) => setImmediate(r));
+        }
+        d.child.kill(sig);
+        if (sig === 'SIGHUP') {
+          await waitFor(`round ${round}: the reload`, () => /Reconfiguration requested/.test(d.out.stderr) || d.child.exitCode !== null, 20_000, () => d.out.stderr);
+          assert.equal(d.child.exitCode, null, `round ${round}: SIGHUP during start-up ended the daemon: ${d.out.stderr}`);
+          d.child.kill('SIGTERM');
+        }
+        const { code, signal } = await d.exited;
+        assert.deepEqual({ code, signal }, { code: 0, signal: null }, `round ${round}, ${sig}: ${d.out.stderr}`);
+        assert.equal(readIfExists(pidFile), undefined, `round ${round}, ${sig}: the pid file stayed`);
+      }
+    }
+  });
 });

@@ -10,7 +10,7 @@ import type { Reporter } from './detach';
 import { Fatal, oneLine } from './errors';
 import { acquirePidFile, AlreadyRunning, displayPath, type PidFileHandle } from './pidFile';
 import { preflight, readConfig, type ConfigLocation } from './preflight';
-import { installDaemonSignals } from './signals';
+import { installDaemonSignals, type SignalHandlers } from './signals';
 import { memoryLimitExceeded } from './memoryLimit';
 import { RUN_AS_ROOT_WARNING, runsAsRootWithoutRunAs } from './privileges';
 import { startWatching, type Watching } from './watching';
@@ -73,6 +73,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const pidFile = pidFilePath(config);
   const shownPidFile = displayPath(config.kivitendoDir, pidFile);
   ensurePidDir(pidFile);
+  // Before the pid file exists: no TERM, INT or HUP from now on may kill the process and leave the
+  // file behind, not even between its creation and the next statement.
+  const signals = installDaemonSignals();
   let handle: PidFileHandle;
   try {
     handle = acquirePidFile(pidFile);
@@ -138,7 +141,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // Set by the first SIGTERM/SIGINT: resolves once running jobs finished or were stopped.
   let stopped: Promise<void> | undefined;
 
-  const uninstall = installDaemonSignals({
+  const handlers: SignalHandlers = {
     wake: () => scheduler.wake(),
     stop: (signal, repeated) => {
       if (repeated) {
@@ -178,10 +181,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
         log.error(`Reconfiguration failed, keeping the previous configuration: ${oneLine(e).replace(/^Error:\s*/, '')}`);
       }
     },
-  });
+  };
 
   opts.reporter.ready(process.pid);
   watching?.ready();
+  // A stop or reload that came during the start-up is delivered now.
+  signals.route(handlers);
   const started = performance.now();
   scheduler.firstPoll.then(
     () => log.debug(`first poll finished in ${Math.round(performance.now() - started)} ms`),
@@ -200,7 +205,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     log.error(`The scheduler failed: ${oneLine(e)}`);
     code = 1;
   }
-  uninstall();
+  signals.uninstall();
   watching?.close();
   handle.release();
   return code;

@@ -13,24 +13,51 @@ export interface SignalHandlers {
   reload(): void;
 }
 
-export function installDaemonSignals(h: SignalHandlers): () => void {
-  let stopping = false;
+export interface DaemonSignals {
+  /** From now on the signals go to h; what arrived before is delivered now. */
+  route(h: SignalHandlers): void;
+  uninstall(): void;
+}
+
+/**
+ * Installed just before the pid file is created: from then on TERM, INT and HUP must never take
+ * Node's default action (killed by the signal, the pid file left behind), also not while the rest
+ * of the start-up runs. Until route() a stop is remembered (a second one too) and a reload is
+ * remembered unless a stop came, then both are delivered in route() — as SIGALRM is by ./alarm.
+ * (Before that, during the pre-flight's wait for the database, a stop still ends the process at once.)
+ */
+export function installDaemonSignals(): DaemonSignals {
+  let handlers: SignalHandlers | undefined;
+  // The first two stops (a second one means "exit now"); later ones change nothing.
+  const stops: ('SIGTERM' | 'SIGINT')[] = [];
+  let reloadPending = false;
   const onStop = (signal: 'SIGTERM' | 'SIGINT') => {
-    const repeated = stopping;
-    stopping = true;
-    h.stop(signal, repeated);
+    const repeated = stops.length > 0;
+    if (stops.length < 2) stops.push(signal);
+    handlers?.stop(signal, repeated);
   };
   const onTerm = () => onStop('SIGTERM');
   const onInt = () => onStop('SIGINT');
-  const onHup = () => h.reload();
+  const onHup = () => {
+    if (handlers) handlers.reload();
+    else reloadPending = true;
+  };
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   process.on('SIGHUP', onHup);
-  setAlarmTarget(() => h.wake());
-  return () => {
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
-    process.off('SIGHUP', onHup);
-    setAlarmTarget(undefined);
+  return {
+    route(h) {
+      handlers = h;
+      setAlarmTarget(() => h.wake());
+      if (stops.length) stops.forEach((signal, i) => h.stop(signal, i > 0));
+      else if (reloadPending) h.reload();
+      reloadPending = false;
+    },
+    uninstall() {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
+      setAlarmTarget(undefined);
+    },
   };
 }

@@ -112,13 +112,8 @@ function sampler(root: () => number | undefined) {
     const r = root();
     if (!r) return;
     const pids = r === process.pid ? descendants(r) : [r, ...descendants(r)];
-    const withPss = tick++ % 5 === 0;
-    let tree = 0;
-    for (const p of pids) {
-      if (withPss) tree += pssKiB(p);
-      if (comm(p) === 'perl') peak.perl = Math.max(peak.perl, rssKiB(p));
-    }
-    peak.tree = Math.max(peak.tree, tree);
+    for (const p of pids) if (comm(p) === 'perl') peak.perl = Math.max(peak.perl, rssKiB(p));
+    if (tick++ % 5 === 0) peak.tree = Math.max(peak.tree, pids.reduce((sum, p) => sum + pssKiB(p), 0));
   }, 200);
   return { peak, stop: () => clearInterval(t) };
 }

@@ -101,22 +101,30 @@ function watchChildren(daemon: number) {
   return { stop: () => (clearInterval(timer), { max, seen }) };
 }
 
+/**
+ * Wakes a server and returns the ms until job `id`'s run is recorded (its last_run_at: kivitendo's
+ * history has no job id). Looked for on one connection: a connection per look (the harness's query)
+ * added its connect and authentication to every sample of both servers, and its CPU beside them.
+ */
+async function wakeUntilRecorded(inst: KivitendoInstallation, client: string, id: number, wake: () => void): Promise<number> {
+  return inst.withClientDb(client, async (db) => {
+    const t0 = performance.now();
+    wake();
+    for (;;) {
+      const { rows: [j] } = await db.query('SELECT last_run_at FROM background_jobs WHERE id = $1', [id]);
+      if (!j) throw new Error(`job ${id} is gone from background_jobs of client ${client}`);
+      if (j.last_run_at) return performance.now() - t0;
+      await sleep(5);
+    }
+  });
+}
+
 /** Section 0: ours and task_server.pl at the same time, samples alternating. */
 async function compare(inst: KivitendoInstallation, client: string, binary: string | undefined) {
   const latency = async (s: BenchServer) => {
     await s.untilAsleep();
     const [{ id }] = await inst.query<{ id: number }>(client, `INSERT INTO background_jobs (type, package_name, active, data, node_id) VALUES ('once', 'KtsBench', true, '---' || chr(10) || 'result: bench' || chr(10), $1) RETURNING id`, [s.node]);
-    // One connection for the whole wait: a connection per look (the harness's query) added its
-    // connect and authentication to every sample of both servers, and its CPU beside them.
-    return inst.withClientDb(client, async (db) => {
-      const t0 = performance.now();
-      s.wake();
-      for (;;) {
-        const { rows: [j] } = await db.query('SELECT last_run_at FROM background_jobs WHERE id = $1', [id]);
-        if (j.last_run_at) return performance.now() - t0;
-        await sleep(5);
-      }
-    });
+    return wakeUntilRecorded(inst, client, id, () => s.wake());
   };
   const ours = await startOurServer(inst, binary);
   const theirs = await startKivitendoServer(inst, client);
@@ -165,15 +173,10 @@ async function main() {
     const [j] = await inst.query(client, 'SELECT last_run_at FROM background_jobs WHERE id = $1', [id]);
     return j?.last_run_at !== null;
   };
-  /** SIGALRM → history row of one new once job, ms; looked for on one connection (see compare). */
+  /** SIGALRM → history row of one new once job, ms. */
   const latency = async (pid: number, pkg: string) => {
     const [id] = await insertOnce(names[0], pkg);
-    return inst.withClientDb(names[0], async (db) => {
-      const t0 = performance.now();
-      process.kill(pid, 'SIGALRM');
-      while ((await db.query('SELECT last_run_at FROM background_jobs WHERE id = $1', [id])).rows[0]?.last_run_at === null) await sleep(5);
-      return performance.now() - t0;
-    });
+    return wakeUntilRecorded(inst, names[0], id, () => process.kill(pid, 'SIGALRM'));
   };
 
   const binary = args.tsx ? undefined : ensureBinary();
@@ -266,7 +269,7 @@ async function main() {
   const [row] = await inst.query(names[0], `SELECT status, error FROM background_job_histories WHERE package_name = 'KtsBenchHang'`);
   console.log(`time limit ${HANG_LIMIT_S} s, job spinning in Perl: failure row ${secs(rowAt - alarmAt)} after SIGALRM, i.e. ${secs(rowAt - alarmAt - HANG_LIMIT_S * 1000)} after the limit` +
     (hangStart ? ` (the job's own code spun for ${secs(rowAt - hangStart)}; its perl ${alive(hangPid) ? 'STILL ALIVE' : 'gone'})` : ' (perl was stopped while still loading kivitendo)') +
-    `; perl run processes left: ${childrenOf(pid).filter((c) => !preloadParents(pid).includes(c)).length + preloadParents(pid).reduce((n, p) => n + childrenOf(p).length, 0)}, preloaded parent ${preloadParents(pid).length ? 'alive' : 'gone'}; ${row.status}: ${row.error}`);
+    `; perl processes left (the parent's standby, forked ahead for the next run, counts): ${childrenOf(pid).filter((c) => !preloadParents(pid).includes(c)).length + preloadParents(pid).reduce((n, p) => n + childrenOf(p).length, 0)}, preloaded parent ${preloadParents(pid).length ? 'alive' : 'gone'}; ${row.status}: ${row.error}`);
 
   server.child.kill('SIGTERM');
   await server.exited;
